@@ -1,0 +1,38 @@
+# The README's two commands: `make quickstart` and `make test`. Both set up .venv first when needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Entry points run `python` and `mlflow` from the virtual environment.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: quickstart test setup check-java lint bench clean
+
+setup: $(STAMP) check-java
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; found " + sys.version.split()[0] + " (set PYTHON=/path/to/python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+check-java: $(STAMP)
+	@$(BIN)/python -m lifecycle.java
+
+# The whole lifecycle on scikit-learn's bundled breast-cancer data, through MLflow Projects, with the embedded
+# defaults: SQLite tracking in ./mlflow.db, artifacts in ./mlruns, local Spark.
+quickstart: setup
+	$(BIN)/mlflow run . -e main --env-manager local --experiment-name model-lifecycle
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python -m bench.score_batch_vs_spark_udf
+
+clean:
+	rm -rf $(VENV) mlflow.db mlruns output spark-warehouse

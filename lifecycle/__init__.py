@@ -1,0 +1,1 @@
+"""What every job shares: settings, the SparkSession factory, tracking setup, data loading, CLI plumbing."""

@@ -1,0 +1,48 @@
+"""CLI plumbing shared by the entry points: parameter types and the user-error exit."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from lifecycle.errors import UserInputError
+
+EXIT_USER_ERROR = 2
+
+
+def optional_str(value: str) -> str | None:
+    """MLproject parameters cannot be absent; an empty string (or 'none') means 'not given'."""
+    return None if value.strip().lower() in ("", "none", "null") else value
+
+
+def whole_number(value: str) -> int:
+    """MLproject has no integer type: a `float` parameter may arrive as '42' or '42.0'."""
+    number = float(value)
+    if not number.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+    return int(number)
+
+
+def boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def run_cli(job: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
+    """Run an entry point's main: a user error prints one clear line and exits 2 instead of a traceback."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal UI
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        job(argv)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)

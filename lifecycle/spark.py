@@ -1,0 +1,63 @@
+"""The one place a SparkSession is built."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from lifecycle.java import require_java
+from lifecycle.settings import Settings
+
+_logger = logging.getLogger(__name__)
+
+# The project's own packages; executors on a cluster import them (e.g. the scoring functions run by mapInArrow).
+PROJECT_PACKAGES = ("lifecycle", "training", "scoring", "registry")
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_spark(settings: Settings, app_name: str = "model-lifecycle") -> SparkSession:
+    """Build (or return the running) session for `settings.spark_master`.
+
+    Local masters run Python workers with the driver's interpreter (else workers miss pandas/mlflow); on any
+    other master the project's packages are shipped with the job so executors import the same code.
+    """
+    require_java()
+    builder = (
+        SparkSession.builder.master(settings.spark_master)
+        .appName(app_name)
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    if settings.spark_is_local or not os.environ.get("PYSPARK_PYTHON"):
+        # The Python-side SparkContext reads the worker interpreter from this variable, not from
+        # spark.pyspark.python; a remote cluster whose Python lives elsewhere sets it explicitly.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    if not settings.spark_is_local:
+        ship_project_packages(spark)
+    return spark
+
+
+def ship_project_packages(spark: SparkSession) -> None:
+    """Zip the project's packages and add them to the job, once per SparkContext."""
+    sc = spark.sparkContext
+    if getattr(sc, "_lifecycle_packages_shipped", False):
+        return
+    archive = Path(tempfile.mkdtemp(prefix="lifecycle-pyfiles-")) / "lifecycle_project.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for package in PROJECT_PACKAGES:
+            for path in (_PROJECT_ROOT / package).rglob("*.py"):
+                zf.write(path, path.relative_to(_PROJECT_ROOT))
+    sc.addPyFile(str(archive))
+    sc._lifecycle_packages_shipped = True
+    _logger.info("shipped project packages to executors: %s", archive)

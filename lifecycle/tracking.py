@@ -1,0 +1,59 @@
+"""Tracking setup: point MLflow at the configured store and adopt the run `mlflow run` already started."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+
+from lifecycle.settings import Settings
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def configure_tracking(settings: Settings) -> None:
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if settings.registry_uri:
+        mlflow.set_registry_uri(settings.registry_uri)
+
+
+@contextmanager
+def tracked_run(settings: Settings, run_name: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+    """Yield the run to log into.
+
+    Inside another of our runs (the `main` job calling `train_sklearn`), a nested child run. Under `mlflow run`
+    (MLFLOW_RUN_ID set), that run. Otherwise a new run in the configured experiment.
+    """
+    configure_tracking(settings)
+    if mlflow.active_run() is not None:
+        run_cm = mlflow.start_run(run_name=run_name, nested=True, tags=tags)
+    elif mlflow.environment_variables.MLFLOW_RUN_ID.get():
+        run_cm = mlflow.start_run(tags=tags)  # adopts MLFLOW_RUN_ID; its experiment is already set
+    else:
+        mlflow.set_experiment(settings.experiment_name)
+        run_cm = mlflow.start_run(run_name=run_name, tags=tags)
+    with run_cm as run:
+        _tag_git_commit(run)
+        yield run
+
+
+def _tag_git_commit(run: mlflow.ActiveRun) -> None:
+    """MLflow tags the commit under `mlflow run`; direct `python -m` runs get the same tag here."""
+    if "mlflow.source.git.commit" in run.data.tags:
+        return
+    commit = git_commit()
+    if commit:
+        mlflow.set_tag("mlflow.source.git.commit", commit)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=_PROJECT_ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None

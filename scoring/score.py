@@ -1,0 +1,93 @@
+"""Library API: score a Spark DataFrame with a model URI, for users' own Spark code and for our jobs.
+
+    from scoring.score import score_dataframe
+    scored = score_dataframe(spark, df, "models:/churn/production").frame
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import mlflow
+import numpy as np
+import pyarrow as pa
+from mlflow.models import ModelSignature
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import from_arrow_type
+
+from lifecycle.errors import UserInputError
+from registry.resolve import ResolvedModel, resolve_model_uri
+from scoring._executor import ScoringPlan, load_model, score_batches
+from scoring.input_schema import FeatureBinding, bind_features
+from scoring.model_shipping import ship_model
+
+OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version")
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    frame: DataFrame  # passthrough ids + prediction (+ probability) + model_name + model_version
+    model: ResolvedModel
+    binding: FeatureBinding
+    plan: ScoringPlan
+
+
+def score_dataframe(spark: SparkSession, df: DataFrame, model_uri: str) -> ScoredFrame:
+    """Resolve `model_uri` once, bind `df`'s columns to the model's signature by name, and score lazily.
+
+    The model is loaded once per Python worker (not per batch or row) and applied to Arrow batches.
+    """
+    resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
+    return score_resolved(spark, df, resolved)
+
+
+def score_resolved(spark: SparkSession, df: DataFrame, resolved: ResolvedModel) -> ScoredFrame:
+    info = mlflow.models.get_model_info(resolved.load_uri)
+    binding = bind_features(df, info.signature, resolved.label)
+    clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
+    if clash:
+        raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
+    key, local_dir = ship_model(spark, resolved)
+    flavor = "sklearn" if "sklearn" in info.flavors else "python_function"
+    plan = ScoringPlan(
+        model_key=key,
+        flavor=flavor,
+        features=tuple(binding.features),
+        passthrough=tuple(binding.passthrough),
+        prediction_type=_prediction_arrow_type(info.signature),
+        probability=_probability_kind(load_model(str(local_dir), flavor)) if flavor == "sklearn" else None,
+    )
+    selected = binding.select(df)
+    out_schema = T.StructType(
+        [selected.schema[name] for name in binding.passthrough]
+        + [T.StructField("prediction", from_arrow_type(plan.prediction_type))]
+        + ([T.StructField("probability", _probability_spark_type(plan.probability))] if plan.probability else [])
+    )
+    scored = selected.mapInArrow(partial(score_batches, plan=plan), out_schema)
+    scored = scored.withColumn("model_name", F.lit(resolved.model_name).cast("string")).withColumn(
+        "model_version", F.lit(resolved.model_version).cast("string")
+    )
+    return ScoredFrame(scored, resolved, binding, plan)
+
+
+def _prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
+    outputs = signature.outputs
+    if outputs is None or len(outputs.inputs) != 1:
+        return pa.float64()
+    spec = outputs.inputs[0]
+    dtype = np.dtype(spec.type if outputs.is_tensor_spec() else spec.type.to_numpy())
+    return pa.string() if dtype.kind in "OUS" else pa.from_numpy_dtype(dtype)
+
+
+def _probability_kind(model) -> str | None:
+    classes = getattr(model, "classes_", None)
+    if classes is None or not hasattr(model, "predict_proba"):
+        return None
+    return "binary" if len(classes) == 2 else "multiclass"
+
+
+def _probability_spark_type(kind: str) -> T.DataType:
+    return T.DoubleType() if kind == "binary" else T.ArrayType(T.DoubleType())

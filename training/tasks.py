@@ -1,0 +1,67 @@
+"""Split a table into features and label, and decide whether the label makes a classification or regression task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from pandas.api import types as ptypes
+
+from lifecycle.errors import UserInputError
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASKS = (CLASSIFICATION, REGRESSION)
+_MAX_CLASSES_FOR_INTEGER_LABEL = 20
+
+
+@dataclass(frozen=True)
+class LabeledData:
+    features: pd.DataFrame
+    label: pd.Series
+    task: str
+    numeric_features: list[str]
+    categorical_features: list[str]
+
+
+def split_features(frame: pd.DataFrame, label: str, task: str = "auto", exclude: list[str] | None = None) -> LabeledData:
+    """Check the table and split it; every error names the column and what was wrong with it."""
+    if frame.empty:
+        raise UserInputError("the training data has no rows")
+    if label not in frame.columns:
+        raise UserInputError(f"label column {label!r} not found; columns are: {', '.join(map(str, frame.columns))}")
+    missing_excluded = [c for c in exclude or [] if c not in frame.columns]
+    if missing_excluded:
+        raise UserInputError(f"excluded column(s) not found: {', '.join(missing_excluded)}")
+    y = frame[label]
+    if y.isna().any():
+        raise UserInputError(f"label column {label!r} has {int(y.isna().sum())} missing value(s)")
+    features = frame.drop(columns=[label, *(exclude or [])])
+    if features.shape[1] == 0:
+        raise UserInputError("no feature columns left besides the label")
+    numeric, categorical = [], []
+    for column, dtype in features.dtypes.items():
+        if ptypes.is_bool_dtype(dtype) or ptypes.is_numeric_dtype(dtype):
+            numeric.append(column)
+        elif ptypes.is_object_dtype(dtype) or ptypes.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+            categorical.append(column)
+        else:
+            raise UserInputError(
+                f"feature column {column!r} has unsupported type {dtype}; supported: numeric, boolean, string"
+            )
+    resolved_task = infer_task(y) if task == "auto" else task
+    if resolved_task not in TASKS:
+        raise UserInputError(f"unknown task {task!r}; choose auto, {' or '.join(TASKS)}")
+    if resolved_task == CLASSIFICATION and y.nunique() < 2:
+        raise UserInputError(f"label column {label!r} has a single class ({y.iloc[0]!r}); a classifier needs two")
+    if resolved_task == REGRESSION and not ptypes.is_numeric_dtype(y):
+        raise UserInputError(f"label column {label!r} has type {y.dtype}; regression needs a numeric label")
+    return LabeledData(features, y, resolved_task, numeric, categorical)
+
+
+def infer_task(y: pd.Series) -> str:
+    """Strings, booleans and small sets of integers are classes; anything else numeric is regression."""
+    if not ptypes.is_numeric_dtype(y) or ptypes.is_bool_dtype(y):
+        return CLASSIFICATION
+    integral = ptypes.is_integer_dtype(y) or bool((y == y.round()).all())
+    return CLASSIFICATION if integral and y.nunique() <= _MAX_CLASSES_FOR_INTEGER_LABEL else REGRESSION
