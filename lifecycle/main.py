@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 
-from lifecycle.cli import whole_number, run_cli
+from lifecycle.cli import run_cli, whole_number
 from lifecycle.datasets import DEFAULT_LABEL, load_table
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
@@ -52,7 +52,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     spark = build_spark(settings, app_name="lifecycle-main")
     with tracked_run(settings, run_name="lifecycle") as parent:
         trained = train_sklearn.run(
-            settings, data=args.data, label=args.label, estimator=args.estimator, seed=args.seed, model_name=args.model_name
+            settings,
+            data=args.data,
+            label=args.label,
+            estimator=args.estimator,
+            seed=args.seed,
+            model_name=args.model_name,
         )
         reason = f"quickstart: trained in run {trained.run_id}"
         promote.run(settings, args.model_name, "Staging", trained.model_version, reason)
@@ -89,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
 def ui_command(tracking_uri: str) -> str:
     """The command that opens the MLflow UI on the same store (a relative SQLite path made absolute)."""
     prefix = "sqlite:///"
-    if tracking_uri.startswith(prefix) and not tracking_uri[len(prefix):].startswith("/"):
-        tracking_uri = prefix + str(Path(tracking_uri[len(prefix):]).resolve())
+    if tracking_uri.startswith(prefix) and not tracking_uri[len(prefix) :].startswith("/"):
+        tracking_uri = prefix + str(Path(tracking_uri[len(prefix) :]).resolve())
     return f"mlflow ui --backend-store-uri {tracking_uri} --port 5000"
 
 
@@ -102,7 +107,8 @@ def _print_summary(s: dict) -> None:
                 "",
                 "Lifecycle complete",
                 f"  experiment     {s['experiment']}",
-                f"  run            {s['run_id']} (training run {s['training_run_id']}, scoring run {s['scoring_run_id']})",
+                f"  run            {s['run_id']}",
+                f"                 training run {s['training_run_id']}, scoring run {s['scoring_run_id']}",
                 f"  held-out       {metrics}",
                 f"  model          {s['model_name']} version {s['model_version']}, stage {s['stage']}"
                 f" (models:/{s['model_name']}/production = models:/{s['model_name']}@production)",

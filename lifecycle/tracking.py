@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,26 @@ def tracked_run(settings: Settings, run_name: str, tags: dict[str, str] | None =
     with run_cm as run:
         _tag_git_commit(run)
         yield run
+
+
+def log_new_params(params: dict[str, object]) -> None:
+    """Log the parameters the active run does not have yet.
+
+    Under `mlflow run` the run already holds every -P parameter exactly as the user typed it ('production',
+    '42.0', ''); MLflow refuses to change a logged value, and the user's own spelling is the right record.
+    Values a job derives (the resolved task, the promoted version) are logged under names of their own.
+    """
+    run = mlflow.active_run()
+    existing = mlflow.get_run(run.info.run_id).data.params if run else {}
+    mlflow.log_params({k: v for k, v in params.items() if k not in existing})
+
+
+def log_dataset(dataset, context: str) -> None:
+    """`mlflow.log_input` for a dataset whose schema is computed here; MLflow's hint that integer columns cannot
+    hold missing values concerns model signatures, not ids and labels in a logged dataset."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*integer column.*")
+        mlflow.log_input(dataset, context=context)
 
 
 def _tag_git_commit(run: mlflow.ActiveRun) -> None:

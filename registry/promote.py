@@ -1,6 +1,6 @@
 """Entry point `promote`: move a registered model version to Staging, Production or Archived.
 
-    python -m registry.promote --model-name cancer --version 3 --stage production --reason "beats v2"
+python -m registry.promote --model-name cancer --version 3 --stage production --reason "beats v2"
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import mlflow
 
 from lifecycle.cli import optional_str, run_cli
 from lifecycle.settings import Settings
-from lifecycle.tracking import configure_tracking, tracked_run
+from lifecycle.tracking import configure_tracking, log_new_params, tracked_run
 from registry.lookup import STAGES, canonical_stage, require_version
 from registry.stages import Promotion, promote
 
@@ -26,7 +26,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(settings: Settings, model_name: str, stage: str, version: str | None = None, reason: str | None = None) -> Promotion:
+def run(
+    settings: Settings, model_name: str, stage: str, version: str | None = None, reason: str | None = None
+) -> Promotion:
     configure_tracking(settings)
     client = mlflow.MlflowClient()
     # Check before a tracking run is opened, so a typo leaves no trace in the store.
@@ -34,8 +36,18 @@ def run(settings: Settings, model_name: str, stage: str, version: str | None = N
     require_version(client, model_name, version)
     with tracked_run(settings, run_name=f"promote-{model_name}"):
         result = promote(client, model_name, version, stage, reason)
-        mlflow.log_params({"model_name": model_name, "version": result.version, "stage": result.stage})
-        mlflow.set_tags({"previous_stage": result.previous_stage, "archived_versions": ",".join(result.archived_versions)})
+        log_new_params(
+            {
+                "model_name": model_name,
+                "version": version or "",
+                "stage": stage,
+                "promoted_version": result.version,
+                "target_stage": result.stage,
+            }
+        )
+        mlflow.set_tags(
+            {"previous_stage": result.previous_stage, "archived_versions": ",".join(result.archived_versions)}
+        )
         return result
 
 

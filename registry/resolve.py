@@ -14,7 +14,14 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ENDPOINT_NOT_FOUND, FEATURE_DISABLED, NOT_IMPLEMENTED, ErrorCode
 
 from lifecycle.errors import UserInputError
-from registry.lookup import STAGES, describe_versions, is_not_found, list_versions, require_model, require_version, stage_api
+from registry.lookup import (
+    STAGES,
+    describe_versions,
+    list_versions,
+    require_model,
+    require_version,
+    stage_api,
+)
 
 _STAGES_UNSUPPORTED = {ErrorCode.Name(code) for code in (NOT_IMPLEMENTED, ENDPOINT_NOT_FOUND, FEATURE_DISABLED)}
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<ref>[^/@]+)|@(?P<alias>[^/@]+))/?$")
@@ -56,11 +63,8 @@ def resolve_model_uri(client: MlflowClient, uri: str) -> ResolvedModel:
 
 def _by_alias(client: MlflowClient, name: str, alias: str) -> str:
     model = require_model(client, name)
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as exc:
-        if not is_not_found(exc):
-            raise
+    if alias in model.aliases:
+        return str(model.aliases[alias])
     aliases = ", ".join(f"@{a} -> {v}" for a, v in sorted(model.aliases.items())) or "none"
     raise UserInputError(f"model {name!r} has no alias {alias!r}; aliases: {aliases}")
 
@@ -78,7 +82,8 @@ def _by_stage(client: MlflowClient, name: str, stage: str) -> str:
     if version is None:
         versions = describe_versions(list_versions(client, name), model.aliases)
         raise UserInputError(
-            f"model {name!r} has no version in stage {canonical} and no alias {canonical.lower()!r}; versions: {versions}"
+            f"model {name!r} has no version in stage {canonical} and no alias {canonical.lower()!r}; "
+            f"versions: {versions}"
         )
     return str(version)
 

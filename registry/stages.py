@@ -47,8 +47,17 @@ def promote(client: MlflowClient, name: str, version: str | None, stage: str, re
     _record(client, name, target_version, target_stage, reason)
     archived = tuple(previous_holders) if archive_others else ()
     for old in archived:
-        client.set_model_version_tag(name, old, "archived_by", f"promotion of version {target_version} to {target_stage}")
-    _logger.info("%s version %s: %s -> %s (archived %s)", name, target_version, target.current_stage, target_stage, archived)
+        client.set_model_version_tag(
+            name, old, "archived_by", f"promotion of version {target_version} to {target_stage}"
+        )
+    _logger.info(
+        "%s version %s: %s -> %s (archived %s)",
+        name,
+        target_version,
+        target.current_stage,
+        target_stage,
+        archived,
+    )
     return Promotion(name, target_version, target_stage, target.current_stage, archived)
 
 

@@ -46,15 +46,16 @@ def bind_features(df: DataFrame, signature: ModelSignature | None, model_label: 
         expected = spec.type.name
         found = fields.get(spec.name)
         if found is None:
-            if spec.optional:
-                continue
-            problems.append(f"column {spec.name!r} is missing (expected {expected})")
+            if spec.required:
+                problems.append(f"column {spec.name!r} is missing (expected {expected})")
+            else:  # an optional input the model accepts as null
+                casts.append(F.lit(None).cast(spec.type.to_spark()).alias(spec.name))
         elif not isinstance(found, _ACCEPTED.get(expected, ())):
             problems.append(f"column {spec.name!r}: expected {expected}, found {found.simpleString()}")
         else:
             casts.append(F.col(spec.name).cast(spec.type.to_spark()).alias(spec.name))
     if problems:
         raise UserInputError(f"input does not match the signature of model {model_label}: " + "; ".join(problems))
-    features = [spec.name for spec in signature.inputs.inputs if spec.name in fields]
+    features = signature.inputs.input_names()
     passthrough = [name for name in df.columns if name not in set(features)]
     return FeatureBinding(features, passthrough, casts)

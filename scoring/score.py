@@ -1,7 +1,7 @@
 """Library API: score a Spark DataFrame with a model URI, for users' own Spark code and for our jobs.
 
-    from scoring.score import score_dataframe
-    scored = score_dataframe(spark, df, "models:/churn/production").frame
+from scoring.score import score_dataframe
+scored = score_dataframe(spark, df, "models:/churn/production").frame
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Entry point `score_batch`: score a Parquet/CSV table with a model URI and write Parquet.
 
-    python -m scoring.score_batch --model-uri models:/cancer/production --input in.parquet --output out.parquet
+python -m scoring.score_batch --model-uri models:/cancer/production --input in.parquet --output out.parquet
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ from lifecycle.cli import boolean, run_cli
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
-from lifecycle.tracking import configure_tracking, tracked_run
+from lifecycle.tracking import configure_tracking, log_dataset, log_new_params, tracked_run
 from registry.resolve import ResolvedModel, resolve_model_uri
 from scoring.inputs import read_table
 from scoring.output import StagedOutput
@@ -40,7 +39,9 @@ class BatchResult:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="score_batch", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-uri", required=True, help="models:/<name>/<stage|version>, models:/<name>@<alias>, runs:/...")
+    parser.add_argument(
+        "--model-uri", required=True, help="models:/<name>/<stage|version>, models:/<name>@<alias>, runs:/..."
+    )
     parser.add_argument("--input", required=True, help="Parquet (file or folder), CSV or JSON")
     parser.add_argument("--output", required=True, help="Parquet folder to create")
     parser.add_argument("--input-format", default="auto", choices=["auto", "parquet", "csv", "json"])
@@ -68,7 +69,7 @@ def run(
     staged = StagedOutput(spark, output, overwrite)
 
     with tracked_run(settings, run_name="score_batch") as active:
-        mlflow.log_params(
+        log_new_params(
             {
                 "model_uri": model_uri,
                 "resolved_model_uri": resolved.load_uri,
@@ -78,7 +79,7 @@ def run(
                 "output": output,
             }
         )
-        mlflow.log_input(input_dataset(df, input), context="scoring")
+        log_dataset(mlflow.data.from_spark(df, path=input), context="scoring")
         started = time.perf_counter()
         staged.write(scored.frame, lambda frame, path: frame.write.parquet(path))
         rows_out = spark.read.parquet(staged.staging.toString()).count()
@@ -87,17 +88,16 @@ def run(
             staged.abort()
             raise RuntimeError(f"scored {rows_out} rows from {rows_in} input rows; nothing was written to {output}")
         final = staged.commit()
-        mlflow.log_metrics({"rows_in": rows_in, "rows_out": rows_out, "seconds": seconds, "rows_per_second": rows_in / seconds})
+        mlflow.log_metrics(
+            {
+                "rows_in": rows_in,
+                "rows_out": rows_out,
+                "seconds": seconds,
+                "rows_per_second": rows_in / seconds,
+            }
+        )
         _logger.info("scored %d rows with %s in %.1fs -> %s", rows_in, resolved.label, seconds, final)
         return BatchResult(active.info.run_id, resolved, rows_in, rows_out, final, seconds)
-
-
-def input_dataset(df, path: str):
-    """The scored input as an MLflow dataset (digest of the plan, schema, path)."""
-    with warnings.catch_warnings():
-        # MLflow hints that integer columns cannot hold missing values; that is about model signatures, not ids.
-        warnings.filterwarnings("ignore", message=".*integer column.*")
-        return mlflow.data.from_spark(df, path=path)
 
 
 def main(argv: Sequence[str] | None = None) -> BatchResult:

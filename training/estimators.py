@@ -39,7 +39,7 @@ ESTIMATOR_STEP = "estimator"
 
 
 def build_estimator(name: str, task: str, hyperparams: dict[str, Any], seed: int) -> BaseEstimator:
-    """The bare estimator with `hyperparams` applied; unknown names and parameters are refused, listing the valid ones."""
+    """The bare estimator with `hyperparams` applied; unknown names and parameters are refused, listing valid ones."""
     if name not in ESTIMATORS:
         raise UserInputError(f"unknown estimator {name!r}; choose one of: {', '.join(ESTIMATORS)}")
     by_task = ESTIMATORS[name]
@@ -68,13 +68,9 @@ def build_pipeline(name: str, data: LabeledData, hyperparams: dict[str, Any], se
     if data.numeric_features:
         transformers.append(("numeric", Pipeline(numeric_steps), data.numeric_features))
     if data.categorical_features:
-        categorical = Pipeline(
-            [
-                ("impute", SimpleImputer(strategy="most_frequent")),
-                ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-            ]
-        )
-        transformers.append(("categorical", categorical, data.categorical_features))
+        # A missing string is a category of its own; a category unseen in training encodes as all zeros.
+        one_hot = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        transformers.append(("categorical", one_hot, data.categorical_features))
     preprocess = ColumnTransformer(transformers, verbose_feature_names_out=False)
     estimator = build_estimator(name, data.task, hyperparams, seed)
     return Pipeline([("preprocess", preprocess), (ESTIMATOR_STEP, estimator)])

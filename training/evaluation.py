@@ -29,7 +29,11 @@ def _classification_metrics(model, X: pd.DataFrame, y: pd.Series) -> dict[str, f
     result = {
         "accuracy": float(skm.accuracy_score(y, predicted)),
         # Binary: F1 of the positive class (classes_[1]); multiclass: support-weighted F1.
-        "f1": float(skm.f1_score(y, predicted, pos_label=classes[1]) if binary else skm.f1_score(y, predicted, average="weighted")),
+        "f1": float(
+            skm.f1_score(y, predicted, pos_label=classes[1])
+            if binary
+            else skm.f1_score(y, predicted, average="weighted")
+        ),
         "log_loss": float(skm.log_loss(y, proba, labels=classes)),
     }
     if y.nunique() < 2:  # ROC AUC is undefined on a one-class split; say so by leaving it out

@@ -24,7 +24,9 @@ class LabeledData:
     categorical_features: list[str]
 
 
-def split_features(frame: pd.DataFrame, label: str, task: str = "auto", exclude: list[str] | None = None) -> LabeledData:
+def split_features(
+    frame: pd.DataFrame, label: str, task: str = "auto", exclude: list[str] | None = None
+) -> LabeledData:
     """Check the table and split it; every error names the column and what was wrong with it."""
     if frame.empty:
         raise UserInputError("the training data has no rows")

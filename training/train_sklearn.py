@@ -1,6 +1,6 @@
 """Entry point `train_sklearn`: fit a scikit-learn model on a table, track everything, optionally register it.
 
-    python -m training.train_sklearn --data breast_cancer --estimator random_forest --model-name cancer
+python -m training.train_sklearn --data breast_cancer --estimator random_forest --model-name cancer
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import mlflow
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from lifecycle.cli import whole_number, optional_str, run_cli
+from lifecycle.cli import optional_str, run_cli, whole_number
 from lifecycle.datasets import DEFAULT_LABEL, load_table
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
-from lifecycle.tracking import tracked_run
+from lifecycle.tracking import log_dataset, log_new_params, tracked_run
 from training import plots
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS, build_pipeline
 from training.evaluation import evaluate
@@ -61,7 +61,7 @@ def parse_hyperparams(text: str) -> dict:
     except json.JSONDecodeError as exc:
         raise UserInputError(f"hyperparams is not valid JSON ({exc.msg}): {text!r}") from exc
     if not isinstance(value, dict):
-        raise UserInputError(f"hyperparams must be a JSON object such as {{\"max_depth\": 5}}, got {text!r}")
+        raise UserInputError(f'hyperparams must be a JSON object such as {{"max_depth": 5}}, got {text!r}')
     return value
 
 
@@ -86,12 +86,13 @@ def run(
     X_train, X_test, y_train, y_test = _split(labeled, test_fraction, seed)
 
     with tracked_run(settings, run_name=f"train_sklearn-{estimator}") as active:
-        mlflow.log_params(
+        log_new_params(
             {
                 "data": data,
                 "label": label,
                 "estimator": estimator,
-                "task": labeled.task,
+                "task": task,
+                "resolved_task": labeled.task,
                 "seed": seed,
                 "test_fraction": test_fraction,
                 "exclude": ",".join(exclude),
@@ -100,8 +101,8 @@ def run(
                 "n_rows_test": len(X_test),
             }
         )
-        mlflow.log_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})
-        mlflow.log_input(table.to_mlflow_dataset(targets=label), context="training")
+        log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})
+        log_dataset(table.to_mlflow_dataset(targets=label), context="training")
 
         pipeline.fit(X_train, y_train)
         metrics = evaluate(pipeline, X_test, y_test, labeled.task)

@@ -1,0 +1,81 @@
+"""Shared fixtures: one local[2] SparkSession per test run; a fresh SQLite tracking store per test, copied from
+one migrated template (a migration costs seconds, a copy milliseconds)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from lifecycle.settings import Settings
+from tests.helpers import TEST_MASTER
+
+
+def make_settings(tracking_uri: str) -> Settings:
+    return Settings(
+        tracking_uri=tracking_uri,
+        spark_master=TEST_MASTER,
+        experiment_name="tests",
+        shuffle_partitions=2,
+        driver_memory="1g",
+    )
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from lifecycle.spark import build_spark
+
+    session = build_spark(make_settings("sqlite:///unused.db"), app_name="tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()  # creates and migrates the schema
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(monkeypatch):
+    """No MLFLOW_* state leaks in from the shell or from another test; no run stays open after a test."""
+    for key in list(os.environ):
+        if key.startswith("MLFLOW_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    yield
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status="KILLED")
+    mlflow.tracking.fluent._active_experiment_id = None
+
+
+@pytest.fixture
+def settings(tmp_path, template_db, monkeypatch) -> Settings:
+    """This test's own tracking store; the working directory is tmp_path, so ./mlruns artifacts land there."""
+    db = tmp_path / "mlflow.db"
+    shutil.copy(template_db, db)
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return make_settings(uri)
+
+
+@pytest.fixture
+def client(settings) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(settings.tracking_uri)
+
+
+@pytest.fixture
+def production_model(settings):
+    """A logistic regression on breast_cancer, registered as 'cancer' version 1 and promoted to Production."""
+    from registry.stages import promote
+    from training.train_sklearn import run as train
+
+    trained = train(settings, data="breast_cancer", estimator="logistic_regression", model_name="cancer")
+    promote(mlflow.MlflowClient(), "cancer", trained.model_version, "Production")
+    return trained

@@ -1,0 +1,123 @@
+"""End to end: the MLproject entry points run as a user runs them, `mlflow run . -e ... --env-manager local`,
+each in a new process with its own JVM, against this test's SQLite store."""
+
+import subprocess
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import run_entry_point, run_module, scoring_frame
+from tests.registry.conftest import state
+
+pytestmark = pytest.mark.e2e
+
+
+def _ok(completed: subprocess.CompletedProcess) -> str:
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-6000:]
+    return completed.stdout
+
+
+def test_main_runs_the_whole_lifecycle_and_says_what_it_did(settings, client, tmp_path):
+    output = tmp_path / "quickstart" / "predictions.parquet"
+    stdout = _ok(run_entry_point("main", {"output": str(output)}, tmp_path, settings.tracking_uri))
+
+    assert "Lifecycle complete" in stdout
+    assert "breast_cancer_classifier version 1, stage Production" in stdout
+    assert "569 in, 569 out" in stdout
+    assert f"mlflow ui --backend-store-uri {settings.tracking_uri}" in stdout
+    assert state(client, "breast_cancer_classifier") == ({"1": "Production"}, {"production": "1"})
+
+    scored = pd.read_parquet(output).sort_values("row_id", ignore_index=True)
+    assert len(scored) == 569 and (scored["model_version"] == "1").all()
+    features = scoring_frame().drop(columns=["row_id", "target"])
+    model = mlflow.sklearn.load_model("models:/breast_cancer_classifier/1")
+    np.testing.assert_array_equal(scored["prediction"], model.predict(features))
+
+    experiment_id = client.get_experiment_by_name("e2e").experiment_id
+    (parent,) = [r for r in client.search_runs([experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(r.info.run_name.split("-")[0] for r in children) == [
+        "promote",
+        "promote",
+        "score_batch",
+        "train_sklearn",
+    ]
+
+
+def test_train_promote_and_score_a_users_csv_through_entry_points(settings, client, tmp_path):
+    data = scoring_frame("diabetes").rename(columns={"row_id": "patient_id"})
+    data_path = tmp_path / "diabetes.csv"
+    data.to_csv(data_path, index=False)
+
+    _ok(
+        run_entry_point(
+            "train_sklearn",
+            {
+                "data": data_path,
+                "estimator": "gradient_boosting",
+                "exclude": "patient_id",
+                "model_name": "diabetes",
+                "hyperparams": '{"n_estimators": 20}',
+            },
+            tmp_path,
+            settings.tracking_uri,
+        )
+    )
+    # The same modules run directly, for users who do not use `mlflow run`.
+    promote = run_module("registry.promote", ["--model-name", "diabetes", "--stage", "staging"], settings.tracking_uri)
+    assert "diabetes version 1: None -> Staging" in _ok(promote)
+    _ok(
+        run_entry_point(
+            "promote",
+            {"model_name": "diabetes", "version": "1", "stage": "production"},
+            tmp_path,
+            settings.tracking_uri,
+        )
+    )
+    assert state(client, "diabetes") == ({"1": "Production"}, {"production": "1"})
+
+    out = tmp_path / "scored"
+    score_input = tmp_path / "to_score.csv"
+    data.drop(columns="target").to_csv(score_input, index=False)
+    stdout = _ok(
+        run_entry_point(
+            "score_batch",
+            {"model_uri": "models:/diabetes/production", "input": score_input, "output": out},
+            tmp_path,
+            settings.tracking_uri,
+        )
+    )
+    assert "442 rows in, 442 rows out with diabetes v1" in stdout
+    scored = pd.read_parquet(out).sort_values("patient_id", ignore_index=True)
+    assert list(scored.columns) == ["patient_id", "prediction", "model_name", "model_version"]
+    model = mlflow.sklearn.load_model("models:/diabetes/1")
+    np.testing.assert_allclose(
+        scored["prediction"], model.predict(data.drop(columns=["patient_id", "target"])), rtol=1e-9
+    )
+
+
+def test_bad_input_exits_non_zero_naming_the_problem_and_writes_nothing(settings, client, production_model, tmp_path):
+    bad = tmp_path / "bad.parquet"
+    scoring_frame().drop(columns=["worst_area"]).to_parquet(bad, index=False)
+    out = tmp_path / "out"
+    completed = run_entry_point(
+        "score_batch",
+        {"model_uri": "models:/cancer/production", "input": bad, "output": out},
+        tmp_path,
+        settings.tracking_uri,
+    )
+    assert completed.returncode != 0
+    assert (
+        "error: input does not match the signature of model cancer v1: column 'worst_area' is missing (expected double)"
+        in completed.stderr
+    )
+    assert not out.exists()
+
+    completed = run_entry_point(
+        "promote", {"model_name": "nope", "stage": "production"}, tmp_path, settings.tracking_uri
+    )
+    assert completed.returncode != 0
+    assert "error: registered model 'nope' does not exist; registered models: cancer" in completed.stderr
+    assert state(client, "cancer") == ({"1": "Production"}, {"production": "1"})

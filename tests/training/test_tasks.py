@@ -1,0 +1,68 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from lifecycle.errors import UserInputError
+from training.tasks import CLASSIFICATION, REGRESSION, infer_task, split_features
+
+
+@pytest.mark.parametrize(
+    ("label", "task"),
+    [
+        (pd.Series(["yes", "no", "yes"]), CLASSIFICATION),
+        (pd.Series([True, False, True]), CLASSIFICATION),
+        (pd.Series([0, 1, 2, 1]), CLASSIFICATION),
+        (pd.Series([0.0, 1.0, 1.0]), CLASSIFICATION),
+        (pd.Series(np.linspace(0, 1, 50)), REGRESSION),
+        (pd.Series(range(100)), REGRESSION),
+    ],
+)
+def test_task_is_inferred_from_the_label(label, task):
+    assert infer_task(label) == task
+
+
+def test_split_sorts_numeric_and_string_features():
+    frame = pd.DataFrame({"num": [1.0, 2.0], "flag": [True, False], "city": ["a", "b"], "y": [0, 1]})
+    data = split_features(frame, "y")
+    assert data.numeric_features == ["num", "flag"] and data.categorical_features == ["city"]
+    assert list(data.features.columns) == ["num", "flag", "city"] and data.task == CLASSIFICATION
+
+
+def test_excluded_columns_are_not_features():
+    frame = pd.DataFrame({"id": [1, 2], "x": [0.1, 0.2], "y": [0, 1]})
+    assert list(split_features(frame, "y", exclude=["id"]).features.columns) == ["x"]
+    with pytest.raises(UserInputError, match="excluded column.*not found: nope"):
+        split_features(frame, "y", exclude=["nope"])
+
+
+@pytest.mark.parametrize(
+    ("frame", "label", "task", "message"),
+    [
+        (pd.DataFrame({"x": [1.0], "y": [1]}).iloc[:0], "y", "auto", "no rows"),
+        (
+            pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}),
+            "label",
+            "auto",
+            "label column 'label' not found; columns are: x, y",
+        ),
+        (pd.DataFrame({"x": [1.0, 2.0], "y": [1, 1]}), "y", "auto", "single class"),
+        (pd.DataFrame({"x": [1.0, 2.0], "y": [0, None]}), "y", "auto", "1 missing value"),
+        (
+            pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "b"]}),
+            "y",
+            "regression",
+            "regression needs a numeric label",
+        ),
+        (pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}), "y", "ranking", "unknown task 'ranking'"),
+        (
+            pd.DataFrame({"when": pd.to_datetime(["2024-01-01", "2024-01-02"]), "y": [0, 1]}),
+            "y",
+            "auto",
+            "feature column 'when' has unsupported type datetime64",
+        ),
+        (pd.DataFrame({"y": [0, 1]}), "y", "auto", "no feature columns"),
+    ],
+)
+def test_bad_tables_are_refused_with_the_reason(frame, label, task, message):
+    with pytest.raises(UserInputError, match=message):
+        split_features(frame, label, task)
