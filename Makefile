@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: quickstart test setup check-java lint bench clean
 
-setup: $(STAMP) check-java
+setup: check-java $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; found " + sys.version.split()[0] + " (set PYTHON=/path/to/python3.11)")'
@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-check-java: $(STAMP)
-	@$(BIN)/python -m lifecycle.java
+# Before the install: lifecycle.java needs only the standard library.
+check-java:
+	@$(PYTHON) -m lifecycle.java
 
 # The whole lifecycle on scikit-learn's bundled breast-cancer data, through MLflow Projects, with the embedded
 # defaults: SQLite tracking in ./mlflow.db, artifacts in ./mlruns, local Spark.

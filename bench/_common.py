@@ -37,6 +37,14 @@ def synthetic_classification(rows: int, features: int, seed: int = 0) -> pd.Data
     return frame
 
 
+def write_parquet_files(frame: pd.DataFrame, folder: Path, files: int) -> Path:
+    """`frame` as `files` Parquet files in one folder, the shape a Spark job's output has."""
+    folder.mkdir(parents=True)
+    for index, chunk in enumerate(np.array_split(np.arange(len(frame)), files)):
+        frame.iloc[chunk].to_parquet(folder / f"part-{index:05d}.parquet", index=False)
+    return folder
+
+
 def best_time(action: Callable[[], object], repeats: int = 2) -> float:
     """The fastest of `repeats` runs: the least disturbed by other work on a shared machine."""
     times = []
@@ -62,6 +70,8 @@ def print_table(title: str, header: list[str], rows: list[list[object]]) -> None
 
 
 def _fmt(value: object) -> str:
+    if isinstance(value, float) and value != value:
+        return "-"
     if isinstance(value, float):
         return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
     if isinstance(value, int):

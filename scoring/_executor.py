@@ -54,15 +54,19 @@ def score_batches(batches: Iterator, plan: ScoringPlan) -> Iterator:
 
     model = load_cached(plan.model_key, plan.flavor)
     features = list(plan.features)
+    names = [*plan.passthrough, "prediction", *(["probability"] if plan.probability else [])]
     for batch in batches:
         X = batch.select(features).to_pandas()
-        prediction = _as_1d(model.predict(X))
         columns = [batch.column(name) for name in plan.passthrough]
+        if plan.probability:
+            # One pass through the model: scikit-learn's classifiers predict the class of highest probability.
+            proba = np.asarray(model.predict_proba(X), dtype="float64")
+            prediction = model.classes_.take(proba.argmax(axis=1))
+        else:
+            prediction = _as_1d(model.predict(X))
         columns.append(pa.array(prediction, type=plan.prediction_type, from_pandas=True))
         if plan.probability:
-            proba = np.asarray(model.predict_proba(X), dtype="float64")
             columns.append(pa.array(proba[:, 1]) if plan.probability == "binary" else pa.array(list(proba)))
-        names = [*plan.passthrough, "prediction", *(["probability"] if plan.probability else [])]
         yield pa.RecordBatch.from_arrays(columns, names=names)
 
 

@@ -132,10 +132,9 @@ def _log_evaluation_artifacts(model, X_test: pd.DataFrame, y_test: pd.Series, ta
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         if task == CLASSIFICATION:
-            plots.roc_curve_png(model, X_test, y_test, out / "roc_curve.png")
-            plots.confusion_matrix_png(model, X_test, y_test, out / "confusion_matrix.png")
+            plots.evaluation_pngs(out, y_test, model.predict(X_test), model.predict_proba(X_test), model.classes_)
         else:
-            plots.residuals_png(model, X_test, y_test, out / "residuals.png")
+            plots.evaluation_pngs(out, y_test, model.predict(X_test))
         importances = feature_importances(model)
         if importances is not None:
             plots.feature_importances_png(importances, out / "feature_importances.png")
