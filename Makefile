@@ -34,6 +34,8 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench.score_batch_vs_spark_udf
+	$(BIN)/python -m bench.mllib_logging
+	$(BIN)/python -m bench.mllib_scoring
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns output spark-warehouse

@@ -54,11 +54,33 @@ def _sklearn_loader(loader_name: str) -> Callable[[], pd.DataFrame]:
     return load
 
 
-# name -> loader; each returns a frame whose label column is DEFAULT_LABEL.
+def _titanic() -> pd.DataFrame:
+    """1,313 real Titanic passengers: name, class, age (with gaps), sex, survived (0/1)."""
+    from bokeh_sampledata import package_csv
+
+    return package_csv("titanic_all.csv")
+
+
+_titanic.source = "bokeh_sampledata:titanic_all.csv"
+
+
+def _penguins() -> pd.DataFrame:
+    """344 Palmer penguins: species, island, sex (strings), bill/flipper measurements, body mass, year."""
+    from palmerpenguins import load_penguins
+
+    return load_penguins()
+
+
+_penguins.source = "palmerpenguins.load_penguins"
+
+# name -> loader. The scikit-learn sets name their label DEFAULT_LABEL; titanic's is `survived`, and the penguins'
+# body mass (`body_mass_g`) is the usual regression target.
 BUNDLED: dict[str, Callable[[], pd.DataFrame]] = {
     "breast_cancer": _sklearn_loader("load_breast_cancer"),  # binary classification, 569 rows x 30 features
     "wine": _sklearn_loader("load_wine"),  # 3 classes, 178 rows x 13 features
     "diabetes": _sklearn_loader("load_diabetes"),  # regression, 442 rows x 10 features
+    "titanic": _titanic,
+    "penguins": _penguins,
 }
 
 
@@ -85,3 +107,50 @@ def read_frame(path: Path) -> pd.DataFrame:
     if suffix == ".parquet" or path.is_dir():
         return pd.read_parquet(path)
     raise UserInputError(f"{path}: unsupported file type {suffix!r}; use Parquet (.parquet or a folder) or .csv")
+
+
+def read_spark_table(spark, path: str, fmt: str = "auto"):
+    """Read Parquet (file or folder), CSV (with a header; types inferred) or JSON with Spark."""
+    from pyspark.errors import AnalysisException
+
+    fmt = spark_format(path, fmt)
+    reader = spark.read
+    if fmt == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    try:
+        return reader.format(fmt).load(path)
+    except AnalysisException as exc:
+        raise UserInputError(f"cannot read input {path!r} as {fmt}: {exc.getMessage().splitlines()[0]}") from exc
+
+
+SPARK_FORMATS = ("parquet", "csv", "json")
+
+
+def spark_format(path: str, fmt: str = "auto") -> str:
+    if fmt != "auto":
+        if fmt not in SPARK_FORMATS:
+            raise UserInputError(f"unknown input format {fmt!r}; choose auto or one of: {', '.join(SPARK_FORMATS)}")
+        return fmt
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return suffix if suffix in SPARK_FORMATS else "parquet"
+
+
+def load_spark_table(spark, data: str):
+    """`data` as a Spark DataFrame: a bundled set (NaN turned into null, as Spark readers give missing values), or
+    a path read by Spark itself, so large inputs never pass through the driver. Returns (DataFrame, source)."""
+    from pyspark.sql import functions as F
+
+    if data in BUNDLED:
+        frame = BUNDLED[data]()
+        df = spark.createDataFrame(frame)
+        floats = {c: t for c, t in df.dtypes if t in ("double", "float")}
+        df = df.select(
+            *[F.nanvl(F.col(c), F.lit(None).cast(floats[c])).alias(c) if c in floats else F.col(c) for c in df.columns]
+        )
+        return df, BUNDLED[data].source
+    if not Path(data).exists() and "://" not in data:
+        raise UserInputError(
+            f"data {data!r} is neither an existing path nor a bundled data set; bundled: {', '.join(sorted(BUNDLED))}"
+        )
+    return read_spark_table(spark, data), data

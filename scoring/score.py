@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 import pyarrow as pa
 from mlflow.models import ModelSignature
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_type
@@ -23,6 +23,7 @@ from registry.resolve import ResolvedModel, resolve_model_uri
 from scoring._executor import ScoringPlan, load_model, score_batches
 from scoring.input_schema import FeatureBinding, bind_features
 from scoring.model_shipping import ship_model
+from scoring.spark_flavor import load_pipeline, transform_scored
 
 OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version")
 
@@ -32,13 +33,15 @@ class ScoredFrame:
     frame: DataFrame  # passthrough ids + prediction (+ probability) + model_name + model_version
     model: ResolvedModel
     binding: FeatureBinding
-    plan: ScoringPlan
+    flavor: str  # "spark" (scored in the JVM), "sklearn" or "python_function" (scored in Python workers)
+    observation: Observation | None = None  # counts gathered while the frame is written (unseen categories)
 
 
 def score_dataframe(spark: SparkSession, df: DataFrame, model_uri: str) -> ScoredFrame:
     """Resolve `model_uri` once, bind `df`'s columns to the model's signature by name, and score lazily.
 
-    The model is loaded once per Python worker (not per batch or row) and applied to Arrow batches.
+    An MLlib model runs through its own `transform` in the JVM; a scikit-learn / pyfunc model is loaded once per
+    Python worker (not per batch or row) and applied to Arrow batches.
     """
     resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
     return score_resolved(spark, df, resolved)
@@ -50,6 +53,24 @@ def score_resolved(spark: SparkSession, df: DataFrame, resolved: ResolvedModel) 
     clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
     if clash:
         raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
+    prediction_type = _prediction_arrow_type(info.signature)
+    selected = binding.select(df)
+    observation = None
+    if "spark" in info.flavors:
+        scored, observation = transform_scored(
+            load_pipeline(resolved.load_uri), selected, binding.passthrough, from_arrow_type(prediction_type)
+        )
+        flavor = "spark"
+    else:
+        scored, flavor = _score_in_python_workers(spark, selected, binding, resolved, info, prediction_type)
+    scored = scored.withColumn("model_name", F.lit(resolved.model_name).cast("string")).withColumn(
+        "model_version", F.lit(resolved.model_version).cast("string")
+    )
+    return ScoredFrame(scored, resolved, binding, flavor, observation)
+
+
+def _score_in_python_workers(spark, selected, binding, resolved, info, prediction_type):
+    """A scikit-learn / pyfunc model: shipped to executors, loaded once per Python worker, fed Arrow batches."""
     key, local_dir = ship_model(spark, resolved)
     flavor = "sklearn" if "sklearn" in info.flavors else "python_function"
     plan = ScoringPlan(
@@ -57,20 +78,15 @@ def score_resolved(spark: SparkSession, df: DataFrame, resolved: ResolvedModel) 
         flavor=flavor,
         features=tuple(binding.features),
         passthrough=tuple(binding.passthrough),
-        prediction_type=_prediction_arrow_type(info.signature),
+        prediction_type=prediction_type,
         probability=_probability_kind(load_model(str(local_dir), flavor)) if flavor == "sklearn" else None,
     )
-    selected = binding.select(df)
     out_schema = T.StructType(
         [selected.schema[name] for name in binding.passthrough]
         + [T.StructField("prediction", from_arrow_type(plan.prediction_type))]
         + ([T.StructField("probability", _probability_spark_type(plan.probability))] if plan.probability else [])
     )
-    scored = selected.mapInArrow(partial(score_batches, plan=plan), out_schema)
-    scored = scored.withColumn("model_name", F.lit(resolved.model_name).cast("string")).withColumn(
-        "model_version", F.lit(resolved.model_version).cast("string")
-    )
-    return ScoredFrame(scored, resolved, binding, plan)
+    return selected.mapInArrow(partial(score_batches, plan=plan), out_schema), flavor
 
 
 def _prediction_arrow_type(signature: ModelSignature) -> pa.DataType:

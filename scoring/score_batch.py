@@ -15,14 +15,15 @@ import mlflow
 from pyspark.sql import SparkSession
 
 from lifecycle.cli import boolean, run_cli
+from lifecycle.datasets import read_spark_table
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
 from lifecycle.tracking import configure_tracking, log_dataset, log_new_params, tracked_run
 from registry.resolve import ResolvedModel, resolve_model_uri
-from scoring.inputs import read_table
 from scoring.output import StagedOutput
 from scoring.score import score_resolved
+from scoring.spark_flavor import UNSEEN_ROWS
 
 _logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def run(
     """Everything that can be checked is checked before the tracking run and before any output is written."""
     configure_tracking(settings)
     resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
-    df = read_table(spark, input, input_format)
+    df = read_spark_table(spark, input, input_format)
     rows_in = df.count()
     if rows_in == 0:
         raise UserInputError(f"input {input!r} has no rows")
@@ -96,6 +97,11 @@ def run(
                 "rows_per_second": rows_in / seconds,
             }
         )
+        if scored.observation is not None:
+            observed = {k: int(v or 0) for k, v in scored.observation.get.items()}
+            mlflow.log_metrics(observed)
+            if observed.get(UNSEEN_ROWS):
+                _logger.warning("%d row(s) held categories unseen in training: %s", observed[UNSEEN_ROWS], observed)
         _logger.info("scored %d rows with %s in %.1fs -> %s", rows_in, resolved.label, seconds, final)
         return BatchResult(active.info.run_id, resolved, rows_in, rows_out, final, seconds)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lifecycle.datasets import load_table
 from tests.helpers import run_entry_point, run_module, scoring_frame
 from tests.registry.conftest import state
 
@@ -121,3 +122,22 @@ def test_bad_input_exits_non_zero_naming_the_problem_and_writes_nothing(settings
     assert completed.returncode != 0
     assert "error: registered model 'nope' does not exist; registered models: cancer" in completed.stderr
     assert state(client, "cancer") == ({"1": "Production"}, {"production": "1"})
+
+
+def test_mllib_pipeline_trains_promotes_and_scores_through_entry_points(settings, client, tmp_path):
+    params = {"data": "titanic", "label": "survived", "title_from": "name", "num_trees": "10", "model_name": "titanic"}
+    assert "registered titanic version 1" in _ok(
+        run_entry_point("train_mllib", params, tmp_path, settings.tracking_uri)
+    )
+    _ok(run_entry_point("promote", {"model_name": "titanic", "stage": "production"}, tmp_path, settings.tracking_uri))
+
+    passengers = load_table("titanic").frame.drop(columns="survived")
+    passengers.insert(0, "passenger_id", range(len(passengers)))
+    source = tmp_path / "passengers.csv"
+    passengers.to_csv(source, index=False)
+    out = tmp_path / "scored"
+    params = {"model_uri": "models:/titanic/production", "input": source, "output": out}
+    stdout = _ok(run_entry_point("score_batch", params, tmp_path, settings.tracking_uri))
+    assert "1313 rows in, 1313 rows out with titanic v1" in stdout
+    scored = pd.read_parquet(out)
+    assert sorted(scored["passenger_id"]) == list(range(1313)) and set(scored["prediction"]) <= {0, 1}

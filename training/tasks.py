@@ -22,6 +22,7 @@ class LabeledData:
     task: str
     numeric_features: list[str]
     categorical_features: list[str]
+    rows_missing_label: int = 0  # rows left out because their label is missing
 
 
 def split_features(
@@ -35,9 +36,11 @@ def split_features(
     missing_excluded = [c for c in exclude or [] if c not in frame.columns]
     if missing_excluded:
         raise UserInputError(f"excluded column(s) not found: {', '.join(missing_excluded)}")
+    missing = frame[label].isna()
+    if missing.all():
+        raise UserInputError(f"label column {label!r} has no values")
+    frame = frame[~missing]  # a row without a label can be neither learned from nor evaluated on
     y = frame[label]
-    if y.isna().any():
-        raise UserInputError(f"label column {label!r} has {int(y.isna().sum())} missing value(s)")
     features = frame.drop(columns=[label, *(exclude or [])])
     if features.shape[1] == 0:
         raise UserInputError("no feature columns left besides the label")
@@ -58,7 +61,7 @@ def split_features(
         raise UserInputError(f"label column {label!r} has a single class ({y.iloc[0]!r}); a classifier needs two")
     if resolved_task == REGRESSION and not ptypes.is_numeric_dtype(y):
         raise UserInputError(f"label column {label!r} has type {y.dtype}; regression needs a numeric label")
-    return LabeledData(features, y, resolved_task, numeric, categorical)
+    return LabeledData(features, y, resolved_task, numeric, categorical, int(missing.sum()))
 
 
 def infer_task(y: pd.Series) -> str:

@@ -84,6 +84,8 @@ def run(
     labeled = split_features(table.frame, label, task, list(exclude))
     pipeline = build_pipeline(estimator, labeled, hyperparams or {}, seed)
     X_train, X_test, y_train, y_test = _split(labeled, test_fraction, seed)
+    if labeled.rows_missing_label:
+        _logger.warning("left out %d row(s) whose label %r is missing", labeled.rows_missing_label, label)
 
     with tracked_run(settings, run_name=f"train_sklearn-{estimator}") as active:
         log_new_params(
@@ -99,6 +101,7 @@ def run(
                 "n_features": labeled.features.shape[1],
                 "n_rows_train": len(X_train),
                 "n_rows_test": len(X_test),
+                "n_rows_missing_label": labeled.rows_missing_label,
             }
         )
         log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})

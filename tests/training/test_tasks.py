@@ -28,6 +28,12 @@ def test_split_sorts_numeric_and_string_features():
     assert list(data.features.columns) == ["num", "flag", "city"] and data.task == CLASSIFICATION
 
 
+def test_rows_without_a_label_are_left_out_and_counted():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [0, None, 1, 0]})
+    data = split_features(frame, "y")
+    assert data.rows_missing_label == 1 and data.features["x"].tolist() == [1.0, 3.0, 4.0]
+
+
 def test_excluded_columns_are_not_features():
     frame = pd.DataFrame({"id": [1, 2], "x": [0.1, 0.2], "y": [0, 1]})
     assert list(split_features(frame, "y", exclude=["id"]).features.columns) == ["x"]
@@ -46,7 +52,7 @@ def test_excluded_columns_are_not_features():
             "label column 'label' not found; columns are: x, y",
         ),
         (pd.DataFrame({"x": [1.0, 2.0], "y": [1, 1]}), "y", "auto", "single class"),
-        (pd.DataFrame({"x": [1.0, 2.0], "y": [0, None]}), "y", "auto", "1 missing value"),
+        (pd.DataFrame({"x": [1.0, 2.0], "y": [None, None]}), "y", "auto", "label column 'y' has no values"),
         (
             pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "b"]}),
             "y",

@@ -1,0 +1,60 @@
+"""Score with a Spark-flavoured (MLlib) model through its own `transform`: it stays in the JVM, no Python per row.
+
+Categories unseen in training are scored (the pipeline's indexers keep them as an index of their own) and
+counted during the same job with `DataFrame.observe`, so the count costs no extra pass over the data.
+"""
+
+from __future__ import annotations
+
+import mlflow
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import StringIndexerModel
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+UNSEEN_ROWS = "unseen_category_rows"
+
+
+def load_pipeline(load_uri: str) -> PipelineModel:
+    return mlflow.spark.load_model(load_uri)
+
+
+def transform_scored(
+    model: PipelineModel, selected: DataFrame, passthrough: list[str], prediction_type: T.DataType
+) -> tuple[DataFrame, Observation | None]:
+    """Ids + `prediction` (+ `probability`: of the second class for two classes, one per class otherwise)."""
+    transformed = model.transform(selected)
+    observation = None
+    conditions = unseen_conditions(model)
+    if conditions:
+        observation = Observation("unseen_categories")
+        counts = [F.sum(F.when(cond, 1).otherwise(0)).alias(f"unseen_{name}") for name, cond in conditions.items()]
+        any_unseen = F.sum(F.when(F.greatest(*[c.cast("int") for c in conditions.values()]) == 1, 1).otherwise(0))
+        transformed = transformed.observe(observation, any_unseen.alias(UNSEEN_ROWS), *counts)
+    columns = [F.col(c) for c in passthrough] + [F.col("prediction").cast(prediction_type).alias("prediction")]
+    if "probability" in transformed.columns:
+        probabilities = vector_to_array("probability")
+        n_classes = _n_classes(model)
+        columns.append((probabilities[1] if n_classes == 2 else probabilities).alias("probability"))
+    return transformed.select(*columns), observation
+
+
+def unseen_conditions(model: PipelineModel) -> dict[str, Column]:
+    """input column -> 'this row holds a non-null value the indexer never saw in training'."""
+    conditions = {}
+    for stage in model.stages:
+        if isinstance(stage, StringIndexerModel):
+            inputs = stage.getInputCols() if stage.isSet("inputCols") else [stage.getInputCol()]
+            outputs = stage.getOutputCols() if stage.isSet("outputCols") else [stage.getOutputCol()]
+            for column, indexed, labels in zip(inputs, outputs, stage.labelsArray, strict=True):
+                conditions[column] = F.col(column).isNotNull() & (F.col(indexed) == float(len(labels)))
+    return conditions
+
+
+def _n_classes(model: PipelineModel) -> int:
+    for stage in reversed(model.stages):
+        if hasattr(stage, "numClasses"):
+            return stage.numClasses
+    return 0

@@ -1,0 +1,78 @@
+import re
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.ml.feature import StringIndexerModel
+from pyspark.ml.functions import vector_to_array
+
+from lifecycle.datasets import load_table
+from lifecycle.errors import UserInputError
+from registry.stages import promote
+from scoring.score_batch import run as score_batch
+from training.train_mllib import run as train_mllib
+
+
+@pytest.fixture
+def titanic_in_production(spark, settings):
+    trained = train_mllib(
+        spark, settings, data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"
+    )
+    promote(mlflow.MlflowClient(), "titanic", trained.model_version, "Production")
+    return trained
+
+
+@pytest.fixture
+def passengers(tmp_path):
+    """The real passengers without their fate, plus one class and one title that training never saw."""
+    frame = load_table("titanic").frame.drop(columns="survived")
+    frame.insert(0, "passenger_id", np.arange(len(frame)))
+    frame.loc[0, "class"] = "4th"
+    frame.loc[1, "name"] = "Doe, Captain John"
+    path = tmp_path / "passengers.parquet"
+    frame.to_parquet(path, index=False)
+    return frame, path
+
+
+def test_mllib_model_scores_in_the_jvm_with_its_own_transform_and_counts_unseen_categories(
+    spark, settings, client, titanic_in_production, passengers, tmp_path
+):
+    frame, path = passengers
+    result = score_batch(spark, settings, "models:/titanic/production", str(path), str(tmp_path / "out"))
+    assert (result.rows_in, result.rows_out) == (1313, 1313)
+
+    out = pd.read_parquet(tmp_path / "out").sort_values("passenger_id", ignore_index=True)
+    assert list(out.columns) == ["passenger_id", "prediction", "probability", "model_name", "model_version"]
+    assert out["prediction"].dtype == np.int64 and (out["model_version"] == "1").all()
+
+    model = mlflow.spark.load_model("models:/titanic/1")
+    own = (
+        model.transform(spark.read.parquet(str(path)))
+        .select("passenger_id", "prediction", vector_to_array("probability")[1].alias("probability"))
+        .toPandas()
+        .sort_values("passenger_id", ignore_index=True)
+    )
+    np.testing.assert_array_equal(out["prediction"], own["prediction"].astype("int64"))
+    np.testing.assert_allclose(out["probability"], own["probability"], rtol=1e-12)
+
+    indexer = next(s for s in model.stages if isinstance(s, StringIndexerModel))
+    known = dict(zip(indexer.getInputCols(), map(set, indexer.labelsArray), strict=True))
+    titles = frame["name"].map(lambda n: (re.match(r"^[^,]*,\s*([A-Za-z]+)", n) or [None, "Unknown"])[1])
+    unseen_class = ~frame["class"].isin(known["class"])
+    unseen_title = ~titles.isin(known["title"])
+    metrics = client.get_run(result.run_id).data.metrics
+    assert metrics["unseen_class"] == unseen_class.sum() == 1
+    assert metrics["unseen_title"] == unseen_title.sum() >= 1
+    assert metrics["unseen_category_rows"] == (unseen_class | unseen_title).sum()
+
+
+def test_a_missing_feature_is_refused_for_mllib_models_too(
+    spark, settings, titanic_in_production, passengers, tmp_path
+):
+    frame, _ = passengers
+    path = tmp_path / "no_sex.parquet"
+    frame.drop(columns="sex").to_parquet(path, index=False)
+    with pytest.raises(UserInputError, match=r"column 'sex' is missing \(expected string\)"):
+        score_batch(spark, settings, "models:/titanic/production", str(path), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

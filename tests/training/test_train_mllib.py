@@ -1,0 +1,108 @@
+import mlflow
+import pandas as pd
+import pytest
+from pyspark.ml import PipelineModel
+
+from lifecycle.errors import UserInputError
+from tests.training.test_train_sklearn import _artifact_paths
+from training.mllib_features import TitleAgeImputerModel
+from training.train_mllib import run
+
+
+def test_titanic_pipeline_with_title_stage_is_tracked_and_registered(spark, settings, client):
+    result = run(
+        spark, settings, data="titanic", label="survived", title_from="name", num_trees=20, model_name="titanic"
+    )
+    tracked = client.get_run(result.run_id)
+    assert set(tracked.data.metrics) >= {"accuracy", "roc_auc", "f1", "log_loss", "n_rows_train", "n_rows_test"}
+    assert tracked.data.metrics["n_rows_train"] + tracked.data.metrics["n_rows_test"] == 1313
+    assert 0.7 < result.metrics["accuracy"] <= 1.0
+    assert tracked.data.params["features"] == "name,class,age,sex"
+    assert _artifact_paths(client, result.run_id, "evaluation") == [
+        "evaluation/confusion_matrix.png",
+        "evaluation/feature_importances.csv",
+        "evaluation/feature_importances.png",
+        "evaluation/roc_curve.png",
+    ]
+    importances = pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="evaluation/feature_importances.csv")
+    )
+    assert set(importances["feature"]) == {"class_index", "sex_index", "title_index", "age_imputed"}
+    (dataset,) = tracked.inputs.dataset_inputs
+    assert dataset.dataset.name == "titanic"
+
+    info = mlflow.models.get_model_info("models:/titanic/1")
+    assert info.signature.inputs.input_names() == ["name", "class", "age", "sex"]
+    assert info.signature.outputs.inputs[0].type.name == "long"  # survived is 0/1, so are the predictions
+    loaded = mlflow.spark.load_model("models:/titanic/1")
+    assert isinstance(loaded, PipelineModel) and isinstance(loaded.stages[0], TitleAgeImputerModel)
+    assert {"Mr", "Mrs", "Miss", "Master"} <= set(loaded.stages[0].means())
+
+
+def test_penguins_regression_with_cross_validation_logs_grid_and_best_values(spark, settings, client):
+    result = run(
+        spark,
+        settings,
+        data="penguins",
+        label="body_mass_g",
+        num_trees=10,
+        cv_folds=2,
+        grid_num_trees=[5, 15],
+        grid_max_depth=[2, 4],
+    )
+    tracked = client.get_run(result.run_id)
+    assert result.task == "regression" and set(result.metrics) == {"rmse", "mae", "r2"}
+    assert tracked.data.params["n_rows_missing_label"] == "2"  # two penguins were never weighed
+    assert tracked.data.params["best_numTrees"] in ("5", "15") and tracked.data.params["best_maxDepth"] in ("2", "4")
+    assert "cv_rmse" in tracked.data.metrics
+    cv_results = pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="evaluation/cv_results.csv")
+    )
+    assert len(cv_results) == 4 and set(cv_results.columns) == {"numTrees", "maxDepth", "mean_rmse"}
+    assert tracked.data.metrics["cv_rmse"] == pytest.approx(cv_results["mean_rmse"].min())
+    assert "evaluation/residuals.png" in _artifact_paths(client, result.run_id, "evaluation")
+
+
+def test_string_labels_predict_their_names(spark, settings):
+    result = run(
+        spark, settings, data="penguins", label="species", estimator="logistic_regression", model_name="species"
+    )
+    assert result.task == "classification" and "roc_auc" not in result.metrics  # three classes
+    info = mlflow.models.get_model_info("models:/species/1")
+    assert info.signature.outputs.inputs[0].type.name == "string"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"label": "nope"}, "label column 'nope' not found"),
+        ({"data": "penguins", "label": "year"}, "numeric classification labels must be 0..k-1"),
+        ({"estimator": "gbt", "data": "penguins", "label": "species"}, "gbt classifies two classes"),
+        ({"cv_folds": 1}, "cv_folds must be 0"),
+        ({"grid_num_trees": [5]}, "needs cv_folds >= 2"),
+        ({"title_from": "full_name"}, r"column\(s\) not found: full_name"),
+        ({"estimator": "linear_regression"}, "'linear_regression' does not do classification"),
+    ],
+)
+def test_bad_input_fails_before_any_run_or_version_exists(spark, settings, client, kwargs, message):
+    with pytest.raises(UserInputError, match=message):
+        run(spark, settings, **{"data": "titanic", "label": "survived", "model_name": "m", **kwargs})
+    assert client.search_registered_models() == []
+    assert client.get_experiment_by_name(settings.experiment_name) is None
+
+
+def test_single_class_unsupported_type_and_empty_data_are_named(spark, settings, tmp_path, client):
+    one_class = tmp_path / "one.parquet"
+    pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "a"]}).to_parquet(one_class)
+    with pytest.raises(UserInputError, match="label column 'y' has a single class"):
+        run(spark, settings, data=str(one_class), label="y", model_name="m")
+    dated = tmp_path / "dated.parquet"
+    when = pd.to_datetime(["2024-01-01", "2024-01-02"]).astype("datetime64[us]")
+    pd.DataFrame({"when": when, "y": [0, 1]}).to_parquet(dated)
+    with pytest.raises(UserInputError, match="feature column 'when' has unsupported type timestamp"):
+        run(spark, settings, data=str(dated), label="y", model_name="m")
+    empty = tmp_path / "empty.parquet"
+    pd.DataFrame({"x": pd.Series([], dtype=float), "y": pd.Series([], dtype=int)}).to_parquet(empty)
+    with pytest.raises(UserInputError, match="has no rows"):
+        run(spark, settings, data=str(empty), label="y", model_name="m")
+    assert client.search_registered_models() == []
