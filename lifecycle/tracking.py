@@ -22,17 +22,22 @@ def configure_tracking(settings: Settings) -> None:
 
 
 @contextmanager
-def tracked_run(settings: Settings, run_name: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+def tracked_run(
+    settings: Settings, run_name: str, tags: dict[str, str] | None = None, resume_run_id: str | None = None
+) -> Iterator[mlflow.ActiveRun]:
     """Yield the run to log into.
 
     Inside another of our runs (the `main` job calling `train_sklearn`), a nested child run. Under `mlflow run`
-    (MLFLOW_RUN_ID set), that run. Otherwise a new run in the configured experiment.
+    (MLFLOW_RUN_ID set), that run. Otherwise `resume_run_id` when given (a restarted stream), else a new run in the
+    configured experiment.
     """
     configure_tracking(settings)
     if mlflow.active_run() is not None:
         run_cm = mlflow.start_run(run_name=run_name, nested=True, tags=tags)
     elif mlflow.environment_variables.MLFLOW_RUN_ID.get():
         run_cm = mlflow.start_run(tags=tags)  # adopts MLFLOW_RUN_ID; its experiment is already set
+    elif resume_run_id:
+        run_cm = mlflow.start_run(run_id=resume_run_id, tags=tags)
     else:
         mlflow.set_experiment(settings.experiment_name)
         run_cm = mlflow.start_run(run_name=run_name, tags=tags)

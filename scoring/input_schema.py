@@ -13,17 +13,29 @@ from lifecycle.errors import UserInputError
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _NUMERIC = (*_INTEGRAL, T.FloatType, T.DoubleType, T.DecimalType)
-# signature type (MLflow DataType name) -> Spark input types that convert to it without losing information
-_ACCEPTED = {
-    "double": _NUMERIC,
-    "float": _NUMERIC,
-    "long": _INTEGRAL,
-    "integer": (T.ByteType, T.ShortType, T.IntegerType),
-    "boolean": (T.BooleanType,),
-    "string": (T.StringType,),
-    "binary": (T.BinaryType,),
-    "datetime": (T.TimestampType, T.TimestampNTZType, T.DateType),
+# target Spark type -> input Spark types that convert to it without losing information
+_CONVERTS_TO = {
+    T.DoubleType: _NUMERIC,
+    T.FloatType: _NUMERIC,
+    T.LongType: _INTEGRAL,
+    T.IntegerType: (T.ByteType, T.ShortType, T.IntegerType),
+    T.BooleanType: (T.BooleanType,),
+    T.StringType: (T.StringType,),
+    T.BinaryType: (T.BinaryType,),
+    T.TimestampType: (T.TimestampType, T.TimestampNTZType, T.DateType),
 }
+
+
+def converts(found: T.DataType, target: T.DataType) -> bool:
+    """Whether a column of type `found` converts to `target` without losing information."""
+    allowed = _CONVERTS_TO.get(type(target))
+    return isinstance(found, allowed) if allowed else found == target
+
+
+def require_named_signature(signature: ModelSignature | None, model_label: str) -> ModelSignature:
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        raise UserInputError(f"model {model_label} has no named input signature; log it with a signature to score it")
+    return signature
 
 
 @dataclass(frozen=True)
@@ -38,8 +50,7 @@ class FeatureBinding:
 
 def bind_features(df: DataFrame, signature: ModelSignature | None, model_label: str) -> FeatureBinding:
     """Check every signature column against `df`; report all problems at once, naming column and types."""
-    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
-        raise UserInputError(f"model {model_label} has no named input signature; log it with a signature to score it")
+    require_named_signature(signature, model_label)
     fields = {f.name: f.dataType for f in df.schema.fields}
     problems, casts = [], []
     for spec in signature.inputs.inputs:
@@ -50,7 +61,7 @@ def bind_features(df: DataFrame, signature: ModelSignature | None, model_label: 
                 problems.append(f"column {spec.name!r} is missing (expected {expected})")
             else:  # an optional input the model accepts as null
                 casts.append(F.lit(None).cast(spec.type.to_spark()).alias(spec.name))
-        elif not isinstance(found, _ACCEPTED.get(expected, ())):
+        elif not converts(found, spec.type.to_spark()):
             problems.append(f"column {spec.name!r}: expected {expected}, found {found.simpleString()}")
         else:
             casts.append(F.col(spec.name).cast(spec.type.to_spark()).alias(spec.name))

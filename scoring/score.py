@@ -6,6 +6,7 @@ scored = score_dataframe(spark, df, "models:/churn/production").frame
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from functools import partial
 
@@ -48,7 +49,7 @@ def score_dataframe(spark: SparkSession, df: DataFrame, model_uri: str) -> Score
 
 
 def score_resolved(spark: SparkSession, df: DataFrame, resolved: ResolvedModel) -> ScoredFrame:
-    info = mlflow.models.get_model_info(resolved.load_uri)
+    info = _model_info(mlflow.get_tracking_uri(), resolved.load_uri)
     binding = bind_features(df, info.signature, resolved.label)
     clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
     if clash:
@@ -79,7 +80,7 @@ def _score_in_python_workers(spark, selected, binding, resolved, info, predictio
         features=tuple(binding.features),
         passthrough=tuple(binding.passthrough),
         prediction_type=prediction_type,
-        probability=_probability_kind(load_model(str(local_dir), flavor)) if flavor == "sklearn" else None,
+        probability=_probability_kind(str(local_dir)) if flavor == "sklearn" else None,
     )
     out_schema = T.StructType(
         [selected.schema[name] for name in binding.passthrough]
@@ -98,7 +99,16 @@ def _prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
     return pa.string() if dtype.kind in "OUS" else pa.from_numpy_dtype(dtype)
 
 
-def _probability_kind(model) -> str | None:
+@functools.lru_cache(maxsize=16)
+def _model_info(tracking_uri: str, load_uri: str):
+    """A version's MLmodel never changes: read it once per driver (a stream asks for it every micro-batch)."""
+    return mlflow.models.get_model_info(load_uri)
+
+
+@functools.lru_cache(maxsize=8)
+def _probability_kind(model_dir: str) -> str | None:
+    """Whether the classifier in `model_dir` gives probabilities (one per shipped model: dirs are unique)."""
+    model = load_model(model_dir, "sklearn")
     classes = getattr(model, "classes_", None)
     if classes is None or not hasattr(model, "predict_proba"):
         return None

@@ -17,8 +17,15 @@ from pyspark.sql import types as T
 UNSEEN_ROWS = "unseen_category_rows"
 
 
+_PIPELINES: dict[tuple[str, str], PipelineModel] = {}
+
+
 def load_pipeline(load_uri: str) -> PipelineModel:
-    return mlflow.spark.load_model(load_uri)
+    """Loaded once per driver and model version: a stream scores many micro-batches with the same version."""
+    key = (mlflow.get_tracking_uri(), load_uri)
+    if key not in _PIPELINES:
+        _PIPELINES[key] = mlflow.spark.load_model(load_uri)
+    return _PIPELINES[key]
 
 
 def transform_scored(

@@ -51,5 +51,18 @@ def run_module(module: str, args: list[str], tracking_uri: str, extra_env=None):
     return _run([sys.executable, "-m", module, *args], REPO, job_env(tracking_uri, extra_env))
 
 
+def start_module(module: str, args: list[str], tracking_uri: str, log_path: Path) -> subprocess.Popen:
+    """`python -m <module>` in a session of its own, so a test can kill the job with its JVM and workers at once."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child writes to it after this returns
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=job_env(tracking_uri),
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+
+
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)

@@ -1,0 +1,188 @@
+import json
+import threading
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from lifecycle.errors import UserInputError
+from registry.resolve import resolve_model_uri
+from registry.stages import promote
+from scoring.score_stream import StreamConfig, parse_trigger, run
+from scoring.stream_state import StreamState
+from tests.helpers import scoring_frame
+from training.train_sklearn import run as train
+
+
+def _config(tmp_path, **overrides) -> StreamConfig:
+    values = dict(
+        model_uri="models:/cancer/production",
+        input=str(tmp_path / "in"),
+        output=str(tmp_path / "out"),
+        checkpoint=str(tmp_path / "checkpoint"),
+        quarantine=str(tmp_path / "quarantine"),
+        max_files_per_trigger=2,
+    )
+    return StreamConfig(**{**values, **overrides})
+
+
+def _land(frame: pd.DataFrame, folder, name: str, fmt: str = "parquet") -> None:
+    """Write beside the folder, then move in: a stream must only ever see whole files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{name}"
+    frame.to_parquet(staging, index=False) if fmt == "parquet" else frame.to_csv(staging, index=False)
+    staging.rename(folder / name)
+
+
+def _land_with_corrupt_pages(frame: pd.DataFrame, folder, name: str) -> None:
+    """A Parquet file whose footer and schema read fine but whose compressed data pages are damaged."""
+    staging = folder.parent / f".{name}"
+    frame.to_parquet(staging, index=False, compression="snappy", use_dictionary=False)
+    damaged = bytearray(staging.read_bytes())
+    for i in range(200, len(damaged) // 2, 7):
+        damaged[i] ^= 0xFF
+    staging.write_bytes(bytes(damaged))
+    staging.rename(folder / name)
+
+
+def _own_predictions(frame: pd.DataFrame, version: str) -> np.ndarray:
+    model = mlflow.sklearn.load_model(f"models:/cancer/{version}")
+    return model.predict(frame.drop(columns=["row_id", "target"], errors="ignore"))
+
+
+def test_parquet_stream_scores_good_files_once_and_quarantines_bad_ones(
+    spark, settings, client, production_model, tmp_path
+):
+    data = scoring_frame().drop(columns="target")
+    folder = tmp_path / "in"
+    for i in range(3):
+        _land(data.iloc[i * 100 : (i + 1) * 100], folder, f"good-{i}.parquet")
+    _land(data.iloc[300:310].drop(columns="worst_area"), folder, "no-worst-area.parquet")
+    _land(data.iloc[310:320].assign(mean_area=lambda f: f["mean_area"].astype(str)), folder, "text-area.parquet")
+    (folder / "garbage.parquet").write_bytes(b"definitely not parquet")
+    _land_with_corrupt_pages(data.iloc[320:400], folder, "corrupt-pages.parquet")
+
+    run(spark, settings, _config(tmp_path), ids="row_id BIGINT")
+
+    out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    assert out["row_id"].tolist() == list(range(300))
+    assert list(out.columns) == ["row_id", "prediction", "probability", "model_name", "model_version", "batch_id"]
+    np.testing.assert_array_equal(out["prediction"], _own_predictions(data.iloc[:300], "1"))
+    assert (out["model_version"] == "1").all()
+
+    reasons = {}
+    for path in (tmp_path / "quarantine" / "files").glob("batch_id=*/_reasons.json"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            reasons[record["file"].rsplit("/", 1)[-1]] = record["reason"]
+            assert (path.parent / record["file"].rsplit("/", 1)[-1]).exists()  # the file itself is kept there
+    assert reasons["no-worst-area.parquet"] == "missing column(s) worst_area"
+    assert reasons["text-area.parquet"] == "column mean_area is string, expected double"
+    assert reasons["garbage.parquet"].startswith("unreadable as parquet")
+    assert reasons["corrupt-pages.parquet"].startswith("unreadable as parquet")  # its footer was fine
+
+    (stream_run,) = client.search_runs(
+        [client.get_experiment_by_name(settings.experiment_name).experiment_id], "attributes.run_name = 'score_stream'"
+    )
+    history = client.get_metric_history(stream_run.info.run_id, "rows_scored")
+    assert sum(m.value for m in history) == 300 and sorted(m.step for m in history) == list(range(4))
+    assert sum(m.value for m in client.get_metric_history(stream_run.info.run_id, "files_quarantined")) == 4
+
+
+def test_csv_rows_that_do_not_fit_are_quarantined_with_the_reason_and_columns_bind_by_name(
+    spark, settings, production_model, tmp_path
+):
+    data = scoring_frame().drop(columns="target").iloc[:60]
+    reordered = data[list(reversed(data.columns))]  # CSV column order must not matter
+    _land(reordered.iloc[:30], tmp_path / "in", "a.csv", fmt="csv")
+    broken = data.iloc[30:].astype({"mean_area": object})
+    broken.loc[broken.index[:2], "mean_area"] = "n/a"
+    _land(broken, tmp_path / "in", "b.csv", fmt="csv")
+
+    run(spark, settings, _config(tmp_path, fmt="csv"), ids="row_id BIGINT")
+
+    out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    assert out["row_id"].tolist() == list(range(30)) + list(range(32, 60))
+    expected = _own_predictions(data.drop(index=[30, 31]), "1")
+    np.testing.assert_array_equal(out["prediction"], expected)
+    quarantined = pd.read_parquet(tmp_path / "quarantine" / "rows").sort_values("row_id")
+    assert quarantined["row_id"].tolist() == ["30", "31"]  # as read: text
+    assert quarantined["_quarantine_reason"].tolist() == ["column mean_area: n/a is not double"] * 2
+    assert quarantined["_source_file"].str.endswith("b.csv").all()
+
+
+def test_a_replayed_batch_is_scored_by_the_version_recorded_for_it(spark, settings, client, production_model, tmp_path):
+    data = scoring_frame().drop(columns="target")
+    _land(data.iloc[:50], tmp_path / "in", "first.parquet")
+    _land(data.iloc[50:100], tmp_path / "in", "second.parquet")
+    # The state a crash leaves behind: batch 0's version recorded, nothing committed; since then v2 was promoted.
+    v1 = resolve_model_uri(client, "models:/cancer/production")
+    StreamState(spark, str(tmp_path / "checkpoint")).record_model_for_batch(0, v1)
+    train(settings, data="breast_cancer", estimator="random_forest", model_name="cancer")
+    promote(client, "cancer", "2", "Production")
+
+    run(spark, settings, _config(tmp_path, max_files_per_trigger=1), ids="row_id BIGINT")
+
+    out = pd.read_parquet(tmp_path / "out")
+    versions = out.groupby("batch_id", observed=True)["model_version"].unique().to_dict()
+    assert {int(k): list(v) for k, v in versions.items()} == {0: ["1"], 1: ["2"]}
+
+
+def test_a_running_stream_follows_promotions_one_version_per_batch(spark, settings, client, production_model, tmp_path):
+    data = scoring_frame().drop(columns="target")
+    train(settings, data="breast_cancer", estimator="random_forest", model_name="cancer")  # version 2, not promoted
+    _land(data.iloc[:100], tmp_path / "in", "before.parquet")
+    config = _config(tmp_path, trigger="1 second", max_files_per_trigger=1)
+    thread = threading.Thread(target=run, args=(spark, settings, config), kwargs={"ids": "row_id BIGINT"})
+    thread.start()
+    try:
+        _wait_for(lambda: (tmp_path / "out" / "batch_id=0").exists())
+        promote(client, "cancer", "2", "Production")
+        _land(data.iloc[100:200], tmp_path / "in", "after.parquet")
+        _wait_for(lambda: len(list((tmp_path / "out").glob("batch_id=*"))) >= 2)
+    finally:
+        for query in spark.streams.active:
+            query.stop()
+        thread.join(timeout=60)
+    out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    assert out["row_id"].tolist() == list(range(200))
+    by_batch = out.groupby("batch_id", observed=True)["model_version"].nunique()
+    assert (by_batch == 1).all()  # one version per micro-batch
+    assert set(out.loc[out["row_id"] < 100, "model_version"]) == {"1"}
+    assert set(out.loc[out["row_id"] >= 100, "model_version"]) == {"2"}
+    np.testing.assert_array_equal(out["prediction"][100:], _own_predictions(data.iloc[100:200], "2"))
+
+
+def _wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the stream did not get there in time")
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "kwargs", "message"),
+    [
+        ({"model_uri": "models:/cancer/staging"}, {}, "no version in stage Staging"),
+        ({"input": "/no/such/folder"}, {}, "input folder /no/such/folder does not exist"),
+        ({"trigger": "sometimes"}, {}, "trigger must be available_now or an interval"),
+        ({}, {"ids": "mean_radius DOUBLE"}, "id column.*mean_radius are model features"),
+        ({}, {"ids": "row id,"}, "ids is not a DDL column list"),
+        ({}, {"schema": "row_id BIGINT, mean_radius STRING"}, "schema lacks the model's feature column"),
+    ],
+)
+def test_bad_stream_settings_are_refused_before_the_stream_starts(
+    spark, settings, production_model, tmp_path, overrides, kwargs, message
+):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(UserInputError, match=message):
+        run(spark, settings, _config(tmp_path, **overrides), **kwargs)
+    assert not (tmp_path / "out").exists() and not spark.streams.active
+
+
+def test_trigger_parsing():
+    assert parse_trigger("available_now") == {"availableNow": True}
+    assert parse_trigger("30 seconds") == {"processingTime": "30 seconds"}

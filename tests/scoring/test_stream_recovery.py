@@ -1,0 +1,75 @@
+"""The stream killed with SIGKILL (job, JVM and Python workers at once) at random moments, restarted on the same
+checkpoint each time: the output, read back by Spark, holds every input row exactly once."""
+
+import os
+import random
+import signal
+import threading
+import time
+
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from tests.helpers import run_module, scoring_frame, start_module
+from tests.scoring.test_score_stream import _land
+
+pytestmark = pytest.mark.e2e
+FILES = 12
+KILLS = 3
+
+
+def test_kill_and_restart_three_times_loses_and_duplicates_nothing(spark, settings, production_model, tmp_path):
+    data = scoring_frame().drop(columns="target")
+    chunks = [data.iloc[i::FILES] for i in range(FILES)]
+    args = [
+        "--model-uri",
+        "models:/cancer/production",
+        "--input",
+        str(tmp_path / "in"),
+        "--output",
+        str(tmp_path / "out"),
+        "--checkpoint",
+        str(tmp_path / "checkpoint"),
+        "--ids",
+        "row_id BIGINT",
+        "--max-files-per-trigger",
+        "1",
+    ]
+    (tmp_path / "in").mkdir()
+    feeder = threading.Thread(
+        target=lambda: [
+            (_land(c, tmp_path / "in", f"part-{i:02d}.parquet"), time.sleep(1.5)) for i, c in enumerate(chunks)
+        ]
+    )
+    feeder.start()
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    log = tmp_path / "stream.log"
+    for _ in range(KILLS):
+        committed = _committed(tmp_path / "out")
+        job = start_module("scoring.score_stream", [*args, "--trigger", "1 second"], settings.tracking_uri, log)
+        # Kill mid-stream: once this run has committed a batch of its own, at a random moment within the next ones.
+        deadline = time.monotonic() + 120
+        while _committed(tmp_path / "out") <= committed and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.2)
+        assert _committed(tmp_path / "out") > committed, f"no batch committed\n{log.read_text()[-3000:]}"
+        time.sleep(rng.uniform(0.0, 2.5))
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+        assert job.returncode == -signal.SIGKILL, f"seed {seed}: the job ended by itself\n{log.read_text()[-3000:]}"
+    feeder.join()
+    drained = run_module("scoring.score_stream", [*args, "--trigger", "available_now"], settings.tracking_uri)
+    assert drained.returncode == 0, drained.stderr[-4000:]
+
+    out = spark.read.parquet(str(tmp_path / "out"))
+    ids = sorted(r.row_id for r in out.select("row_id").collect())
+    assert ids == list(range(len(data))), f"seed {seed}: lost or duplicated rows"
+    per_batch = out.groupBy("batch_id").agg(F.countDistinct("model_version").alias("versions")).toPandas()
+    assert (per_batch["versions"] == 1).all()
+    committed = pd.read_parquet(tmp_path / "out")
+    assert committed["batch_id"].nunique() == FILES  # one file per micro-batch, each committed once
+
+
+def _committed(output) -> int:
+    return len(list(output.glob("batch_id=*")))
