@@ -141,3 +141,23 @@ def test_mllib_pipeline_trains_promotes_and_scores_through_entry_points(settings
     assert "1313 rows in, 1313 rows out with titanic v1" in stdout
     scored = pd.read_parquet(out)
     assert sorted(scored["passenger_id"]) == list(range(1313)) and set(scored["prediction"]) <= {0, 1}
+
+
+def test_score_stream_entry_point_scores_a_folder_and_stops(settings, production_model, tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    frame = scoring_frame().drop(columns="target")
+    frame.iloc[:300].to_parquet(landing / "a.parquet", index=False)
+    frame.iloc[300:].to_parquet(landing / "b.parquet", index=False)
+    params = {
+        "model_uri": "models:/cancer/production",
+        "input": landing,
+        "output": tmp_path / "scored",
+        "checkpoint": tmp_path / "checkpoint",
+        "ids": "row_id BIGINT",
+        "max_files_per_trigger": "1",
+    }
+    stdout = _ok(run_entry_point("score_stream", params, tmp_path, settings.tracking_uri))
+    assert "stream stopped (last micro-batch 1)" in stdout
+    scored = pd.read_parquet(tmp_path / "scored")
+    assert sorted(scored["row_id"]) == list(range(569)) and sorted(scored["batch_id"].unique()) == [0, 1]
