@@ -18,6 +18,11 @@ def optional_str(value: str) -> str | None:
     return None if value.strip().lower() in ("", "none", "null") else value
 
 
+def comma_list(value: str) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']: how list parameters travel through MLproject."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def whole_number(value: str) -> int:
     """MLproject has no integer type: a `float` parameter may arrive as '42' or '42.0'."""
     number = float(value)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from pandas.api import types as ptypes
@@ -12,7 +12,7 @@ from lifecycle.errors import UserInputError
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
-_MAX_CLASSES_FOR_INTEGER_LABEL = 20
+MAX_CLASSES_FOR_INTEGER_LABEL = 20
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,19 @@ class LabeledData:
     numeric_features: list[str]
     categorical_features: list[str]
     rows_missing_label: int = 0  # rows left out because their label is missing
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training job returns (train_sklearn, train_mllib)."""
+
+    run_id: str
+    model_uri: str
+    task: str
+    metrics: dict[str, float]
+    model_name: str | None
+    model_version: str | None
+    best_params: dict[str, float] = field(default_factory=dict)  # the values cross-validation chose, if it ran
 
 
 def split_features(
@@ -64,9 +77,14 @@ def split_features(
     return LabeledData(features, y, resolved_task, numeric, categorical, int(missing.sum()))
 
 
+def check_test_fraction(test_fraction: float) -> None:
+    if not 0.0 < test_fraction < 1.0:
+        raise UserInputError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+
+
 def infer_task(y: pd.Series) -> str:
     """Strings, booleans and small sets of integers are classes; anything else numeric is regression."""
     if not ptypes.is_numeric_dtype(y) or ptypes.is_bool_dtype(y):
         return CLASSIFICATION
     integral = ptypes.is_integer_dtype(y) or bool((y == y.round()).all())
-    return CLASSIFICATION if integral and y.nunique() <= _MAX_CLASSES_FOR_INTEGER_LABEL else REGRESSION
+    return CLASSIFICATION if integral and y.nunique() <= MAX_CLASSES_FOR_INTEGER_LABEL else REGRESSION

@@ -11,7 +11,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lifecycle.cli import optional_str, run_cli, whole_number
+from lifecycle.cli import comma_list, optional_str, run_cli, whole_number
 from lifecycle.datasets import load_spark_table
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
@@ -43,21 +43,15 @@ from training.mllib_pipeline import (
     plan_features,
 )
 from training.spark_model import log_spark_model
-from training.tasks import CLASSIFICATION, REGRESSION
+from training.tasks import (
+    CLASSIFICATION,
+    MAX_CLASSES_FOR_INTEGER_LABEL,
+    REGRESSION,
+    TrainResult,
+    check_test_fraction,
+)
 
 _logger = logging.getLogger(__name__)
-_MAX_CLASSES_FOR_NUMERIC_LABEL = 20
-
-
-@dataclass(frozen=True)
-class MllibResult:
-    run_id: str
-    model_uri: str
-    task: str
-    metrics: dict[str, float]
-    model_name: str | None
-    model_version: str | None
-    best_params: dict[str, float]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -106,10 +100,9 @@ def run(
     title_from: str | None = None,
     age_column: str = "age",
     model_name: str | None = None,
-) -> MllibResult:
+) -> TrainResult:
     """Validate everything first, so bad input fails before a run or a model version exists."""
-    if not 0.0 < test_fraction < 1.0:
-        raise UserInputError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+    check_test_fraction(test_fraction)
     if cv_folds == 1 or cv_folds < 0:
         raise UserInputError(f"cv_folds must be 0 (no cross-validation) or at least 2, got {cv_folds}")
     if (grid_num_trees or grid_max_depth) and cv_folds < 2:
@@ -186,7 +179,7 @@ def run(
         predictions.unpersist()
         df.unpersist()
         _logger.info("run %s: %s", active.info.run_id, metrics)
-        return MllibResult(active.info.run_id, info.model_uri, spec.task, metrics, model_name, version, best_params)
+        return TrainResult(active.info.run_id, info.model_uri, spec.task, metrics, model_name, version, best_params)
 
 
 def _resolve_task(df: DataFrame, label: str, task: str) -> str:
@@ -195,10 +188,10 @@ def _resolve_task(df: DataFrame, label: str, task: str) -> str:
     data_type = df.schema[label].dataType
     if isinstance(data_type, T.StringType | T.BooleanType):
         return CLASSIFICATION
-    distinct = df.select(label).distinct().limit(_MAX_CLASSES_FOR_NUMERIC_LABEL + 1).collect()
+    distinct = df.select(label).distinct().limit(MAX_CLASSES_FOR_INTEGER_LABEL + 1).collect()
     values = [r[0] for r in distinct]
     integral = all(float(v).is_integer() for v in values)
-    return CLASSIFICATION if integral and len(values) <= _MAX_CLASSES_FOR_NUMERIC_LABEL else REGRESSION
+    return CLASSIFICATION if integral and len(values) <= MAX_CLASSES_FOR_INTEGER_LABEL else REGRESSION
 
 
 def _index_label(df: DataFrame, spec: MllibSpec) -> tuple[DataFrame, list[str] | None, int]:
@@ -297,7 +290,7 @@ def _dataset(df: DataFrame, data: str, source: str, label: str):
     return mlflow.data.from_spark(df, name=data, targets=label)
 
 
-def main(argv: Sequence[str] | None = None) -> MllibResult:
+def main(argv: Sequence[str] | None = None) -> TrainResult:
     args = parse_args(argv)
     settings = Settings.from_env()
     spark = build_spark(settings, app_name="train_mllib")
@@ -315,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> MllibResult:
         grid_max_depth=parse_grid("grid_max_depth", args.grid_max_depth),
         seed=args.seed,
         test_fraction=args.test_fraction,
-        exclude=[c.strip() for c in args.exclude.split(",") if c.strip()],
+        exclude=comma_list(args.exclude),
         title_from=args.title_from,
         age_column=args.age_column,
         model_name=args.model_name,

@@ -10,14 +10,13 @@ import json
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from lifecycle.cli import optional_str, run_cli, whole_number
+from lifecycle.cli import comma_list, optional_str, run_cli, whole_number
 from lifecycle.datasets import DEFAULT_LABEL, load_table
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
@@ -26,19 +25,9 @@ from training import plots
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS, build_pipeline
 from training.evaluation import evaluate
 from training.sklearn_model import log_sklearn_model
-from training.tasks import CLASSIFICATION, LabeledData, split_features
+from training.tasks import CLASSIFICATION, LabeledData, TrainResult, check_test_fraction, split_features
 
 _logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_id: str
-    model_uri: str
-    task: str
-    metrics: dict[str, float]
-    model_name: str | None
-    model_version: str | None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -78,8 +67,7 @@ def run(
     model_name: str | None = None,
 ) -> TrainResult:
     """Validate everything first, so bad input fails before a run or a model version exists."""
-    if not 0.0 < test_fraction < 1.0:
-        raise UserInputError(f"test_fraction must be between 0 and 1 (exclusive), got {test_fraction}")
+    check_test_fraction(test_fraction)
     table = load_table(data)
     labeled = split_features(table.frame, label, task, list(exclude))
     pipeline = build_pipeline(estimator, labeled, hyperparams or {}, seed)
@@ -169,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         hyperparams=parse_hyperparams(args.hyperparams),
         seed=args.seed,
         test_fraction=args.test_fraction,
-        exclude=[c.strip() for c in args.exclude.split(",") if c.strip()],
+        exclude=comma_list(args.exclude),
         model_name=args.model_name,
     )
     print(f"run_id={result.run_id} task={result.task} metrics={json.dumps(result.metrics)}")
