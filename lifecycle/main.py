@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         )
         reason = f"quickstart: trained in run {trained.run_id}"
         promote.run(settings, args.model_name, "Staging", trained.model_version, reason)
-        promoted = promote.run(settings, args.model_name, "Production", trained.model_version, reason)
+        # Through the champion/challenger gate, on the test split the training run logged.
+        promoted = promote.run(settings, args.model_name, "Production", trained.model_version, reason, spark=spark)
         output = Path(args.output)
         scoring_input = write_scoring_input(args.data, args.label, output.parent / "input.parquet")
         scored = score_batch.run(

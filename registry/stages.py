@@ -23,12 +23,19 @@ class Promotion:
     archived_versions: tuple[str, ...]  # versions that held `stage` before and were archived
 
 
-def promote(client: MlflowClient, name: str, version: str | None, stage: str, reason: str | None = None) -> Promotion:
+def promote(
+    client: MlflowClient,
+    name: str,
+    version: str | None,
+    stage: str,
+    reason: str | None = None,
+    record: dict[str, str] | None = None,
+) -> Promotion:
     """Move `version` (default: the latest) of `name` to `stage`.
 
     Everything is validated before anything changes. The version that held the stage before is archived, and
     the aliases `staging` / `production` are moved so that `models:/name/<stage>` and `models:/name@<stage>`
-    name the same version.
+    name the same version. `record`: more version tags to set (the gate's outcome).
     """
     target_stage = canonical_stage(stage)
     target = require_version(client, name, version)
@@ -44,7 +51,10 @@ def promote(client: MlflowClient, name: str, version: str | None, stage: str, re
             name, target_version, target_stage, archive_existing_versions=archive_others
         )
     sync_stage_aliases(client, name)
-    _record(client, name, target_version, target_stage, reason)
+    extra = dict(record or {})
+    if target_stage == "Production" and previous_holders:
+        extra["previous_production"] = previous_holders[-1]  # what a rollback puts back
+    _record(client, name, target_version, target_stage, reason, extra)
     archived = tuple(previous_holders) if archive_others else ()
     for old in archived:
         client.set_model_version_tag(
@@ -78,13 +88,16 @@ def sync_stage_aliases(client: MlflowClient, name: str) -> dict[str, str | None]
     return result
 
 
-def _record(client: MlflowClient, name: str, version: str, stage: str, reason: str | None) -> None:
+def _record(
+    client: MlflowClient, name: str, version: str, stage: str, reason: str | None, extra: dict[str, str]
+) -> None:
     """Who moved the version where, when and why, as version tags (visible in the MLflow UI)."""
     tags = {
         "promoted_to": stage,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promoted_by": _user(),
         "promotion_reason": reason or "",
+        **extra,
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)

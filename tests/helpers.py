@@ -64,5 +64,17 @@ def start_module(module: str, args: list[str], tracking_uri: str, log_path: Path
     )
 
 
+def popen_module(module: str, args: list[str], tracking_uri: str) -> subprocess.Popen:
+    """`python -m <module>` started and left running; the caller collects its output with communicate()."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=job_env(tracking_uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)

@@ -161,3 +161,19 @@ def test_score_stream_entry_point_scores_a_folder_and_stops(settings, production
     assert "stream stopped (last micro-batch 1)" in stdout
     scored = pd.read_parquet(tmp_path / "scored")
     assert sorted(scored["row_id"]) == list(range(569)) and sorted(scored["batch_id"].unique()) == [0, 1]
+
+
+def test_force_rollback_and_history_through_entry_points(settings, client, production_model, tmp_path):
+    from training.train_sklearn import run as train
+
+    train(settings, data="breast_cancer", estimator="random_forest", model_name="cancer")  # version 2
+    params = {"model_name": "cancer", "version": "2", "stage": "production", "force": "true", "reason": "hotfix"}
+    _ok(run_entry_point("promote", params, tmp_path, settings.tracking_uri))
+    stdout = _ok(
+        run_entry_point("rollback", {"model_name": "cancer", "reason": "bad"}, tmp_path, settings.tracking_uri)
+    )
+    assert "cancer: version 1 is back in Production; archived 2" in stdout
+    assert state(client, "cancer") == ({"1": "Production", "2": "Archived"}, {"production": "1"})
+    stdout = _ok(run_entry_point("history", {"model_name": "cancer"}, tmp_path, settings.tracking_uri))
+    assert "cancer: 2 promotion(s)" in stdout and "why: rollback from version 2: bad" in stdout
+    assert "stages and aliases agree" in stdout

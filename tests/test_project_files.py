@@ -38,7 +38,16 @@ def test_lock_pins_every_dependency_in_its_range():
 def test_entry_points_run_modules_with_declared_parameters():
     project = yaml.safe_load((REPO / "MLproject").read_text())
     entry_points = project["entry_points"]
-    assert {"main", "train_sklearn", "train_mllib", "promote", "score_batch", "score_stream"} <= set(entry_points)
+    assert {
+        "main",
+        "train_sklearn",
+        "train_mllib",
+        "promote",
+        "rollback",
+        "history",
+        "score_batch",
+        "score_stream",
+    } <= set(entry_points)
     for name, entry in entry_points.items():
         command = entry["command"]
         assert command.startswith("python -m "), name

@@ -170,6 +170,7 @@ def run(
         mlflow.log_metrics(metrics)
         _log_evaluation_artifacts(predictions, model, spec, label_classes, n_classes)
 
+        _log_test_split(test, plan.raw_features, label)
         features = labeled.select(*plan.raw_features)
         prediction_type = labeled.schema[label].dataType if label_classes is None else T.StringType()
         info = log_spark_model(model, features, PREDICTION, prediction_type, registered_model_name=model_name)
@@ -281,6 +282,15 @@ def _log_evaluation_artifacts(predictions, model: PipelineModel, spec, label_cla
             plots.feature_importances_png(importances, out / "feature_importances.png")
             importances.to_csv(out / "feature_importances.csv", index=False)
         mlflow.log_artifacts(tmp, artifact_path="evaluation")
+
+
+def _log_test_split(test: DataFrame, features: list[str], label: str) -> None:
+    """The held-out rows as `data/test.parquet` (features and label, as the data had them), so the model can be
+    evaluated again later, e.g. by the promotion gate."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "test.parquet"
+        test.select(*features, label).write.parquet(str(folder))
+        mlflow.log_artifacts(str(folder.parent), artifact_path="data")
 
 
 def _dataset(df: DataFrame, data: str, source: str, label: str):

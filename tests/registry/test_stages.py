@@ -72,4 +72,5 @@ def test_the_promote_job_records_a_run(three_versions, settings):
         "stage": "staging",
         "promoted_version": "2",
         "target_stage": "Staging",
+        "force": "False",
     }

@@ -1,3 +1,4 @@
+import os
 import re
 
 import mlflow
@@ -76,3 +77,35 @@ def test_a_missing_feature_is_refused_for_mllib_models_too(
     with pytest.raises(UserInputError, match=r"column 'sex' is missing \(expected string\)"):
         score_batch(spark, settings, "models:/titanic/production", str(path), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_an_mllib_model_scores_a_csv_stream_with_unseen_categories_counted_per_batch(
+    spark, settings, client, titanic_in_production, passengers, tmp_path
+):
+    from scoring.score_stream import StreamConfig
+    from scoring.score_stream import run as run_stream
+    from scoring.stream_state import StreamState
+
+    frame, _ = passengers
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    frame.iloc[:700].to_csv(landing / "a.csv", index=False)
+    frame.iloc[700:].to_csv(landing / "b.csv", index=False)
+    os.utime(landing / "a.csv", (1_000_000_000, 1_000_000_000))  # a.csv lands first, so it is batch 0
+    config = StreamConfig(
+        model_uri="models:/titanic/production",
+        input=str(landing),
+        output=str(tmp_path / "scored"),
+        checkpoint=str(tmp_path / "checkpoint"),
+        quarantine=str(tmp_path / "quarantine"),
+        fmt="csv",
+        max_files_per_trigger=1,
+    )
+    run_stream(spark, settings, config, ids="passenger_id BIGINT")
+
+    out = pd.read_parquet(tmp_path / "scored").sort_values("passenger_id", ignore_index=True)
+    assert out["passenger_id"].tolist() == list(range(1313))
+    assert set(out["prediction"]) <= {0, 1} and (out["model_version"] == "1").all()
+    run_id = StreamState(spark, config.checkpoint).run_id()
+    unseen_class = {m.step: m.value for m in client.get_metric_history(run_id, "unseen_class")}
+    assert unseen_class == {0: 1.0, 1: 0.0}  # the '4th' class is in the first file

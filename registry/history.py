@@ -1,0 +1,98 @@
+"""Entry point `history`: a model's promotion timeline (version, stage, when, who, why, gate metrics), and any
+drift between stages and aliases.
+
+    python -m registry.history --model-name cancer
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import mlflow
+
+from lifecycle.cli import run_cli
+from lifecycle.settings import Settings
+from lifecycle.tracking import configure_tracking
+from registry.lookup import ALIASED_STAGES, list_versions, require_model
+from registry.promote import PROMOTION_TAG
+
+
+@dataclass(frozen=True)
+class Event:
+    when: str
+    version: str
+    stage: str
+    who: str
+    why: str
+    gate: str
+    metrics: dict[str, float]
+
+
+def timeline(client: mlflow.MlflowClient, name: str) -> list[Event]:
+    """Every promotion's tracking run, oldest first (the registry itself keeps only the latest state)."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        experiments, f"tags.`{PROMOTION_TAG}` = '{name}'", order_by=["attributes.start_time ASC"], max_results=5000
+    )
+    return [
+        Event(
+            when=datetime.fromtimestamp(r.info.start_time / 1000, UTC).isoformat(timespec="seconds"),
+            version=r.data.tags.get("lifecycle.promotion.version", "?"),
+            stage=r.data.tags.get("lifecycle.promotion.stage", "?"),
+            who=r.data.tags.get("mlflow.user", "?"),
+            why=r.data.tags.get("lifecycle.promotion.reason", ""),
+            gate=r.data.tags.get("lifecycle.promotion.gate", ""),
+            metrics=dict(r.data.metrics),
+        )
+        for r in runs
+    ]
+
+
+def drift(client: mlflow.MlflowClient, name: str) -> list[str]:
+    """Where a stage and its alias disagree (e.g. after someone moved one of them by hand)."""
+    model = require_model(client, name)
+    versions = list_versions(client, name)
+    problems = []
+    for stage in ALIASED_STAGES:
+        holders = [str(v.version) for v in versions if v.current_stage == stage]
+        alias = model.aliases.get(stage.lower())
+        alias = str(alias) if alias is not None else None
+        if len(holders) > 1:
+            problems.append(f"{len(holders)} versions are in {stage}: {', '.join(holders)}")
+        if (holders[-1] if holders else None) != alias:
+            problems.append(
+                f"stage {stage} holds {'version ' + holders[-1] if holders else 'no version'} but "
+                f"@{stage.lower()} points to {'version ' + alias if alias else 'nothing'}"
+            )
+    return problems
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="history", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-name", required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> tuple[list[Event], list[str]]:
+    args = parse_args(argv)
+    configure_tracking(Settings.from_env())
+    client = mlflow.MlflowClient()
+    events, problems = timeline(client, args.model_name), drift(client, args.model_name)
+    print(f"{args.model_name}: {len(events)} promotion(s)")
+    for e in events:
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(e.metrics.items()))
+        print(f"  {e.when}  v{e.version:<4} -> {e.stage:<10} by {e.who}  gate: {e.gate or '-'}  why: {e.why or '-'}")
+        if metrics:
+            print(f"      {metrics}")
+    for line in problems:
+        print(f"  DRIFT: {line}")
+    if not problems:
+        print("  stages and aliases agree")
+    return events, problems
+
+
+if __name__ == "__main__":
+    run_cli(main)
