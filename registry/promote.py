@@ -78,7 +78,7 @@ def run(
             gate = None
             if target_stage == "Production" and not (force or rollback):
                 gate = _run_gate(client, settings, model_name, candidate, data, thresholds, spark)
-            record = {"gate": "not run (rollback)"} if rollback else _record(gate, force)
+            record = _record(gate, force, rollback)
             with tracked_run(settings, run_name=f"promote-{model_name}", tags=_run_tags(model_name, reason, record)):
                 result = promote(client, model_name, str(candidate.version), target_stage, reason, record)
                 log_new_params(
@@ -143,17 +143,24 @@ def _current_production(client, name: str) -> ResolvedModel | None:
         return None  # no Production version yet
 
 
-def _record(gate: GateResult | None, force: bool) -> dict[str, str]:
-    if force:
-        return {"gate": "skipped (force)"}
-    if gate is None:
-        return {}
-    return {
-        "gate": "passed",
-        "gate_candidate_metrics": json.dumps(gate.candidate, sort_keys=True),
-        "gate_champion_metrics": json.dumps(gate.champion, sort_keys=True) if gate.champion else "",
-        "gate_thresholds": json.dumps(gate.thresholds, sort_keys=True),
-    }
+_GATE_TAGS = ("gate", "gate_candidate_metrics", "gate_champion_metrics", "gate_thresholds")
+
+
+def _record(gate: GateResult | None, force: bool, rollback: bool = False) -> dict[str, str]:
+    """The gate's outcome as version tags; every gate tag is set, so none is left over from an earlier promotion."""
+    record = dict.fromkeys(_GATE_TAGS, "")
+    if rollback:
+        record["gate"] = "not run (rollback)"
+    elif force:
+        record["gate"] = "skipped (force)"
+    elif gate is not None:
+        record.update(
+            gate="passed",
+            gate_candidate_metrics=json.dumps(gate.candidate, sort_keys=True),
+            gate_champion_metrics=json.dumps(gate.champion, sort_keys=True) if gate.champion else "",
+            gate_thresholds=json.dumps(gate.thresholds, sort_keys=True),
+        )
+    return record
 
 
 def _run_tags(name: str, reason: str | None, record: dict[str, str]) -> dict[str, str]:

@@ -51,6 +51,8 @@ def promote(
             name, target_version, target_stage, archive_existing_versions=archive_others
         )
     sync_stage_aliases(client, name)
+    if target_stage != "Archived" and "archived_by" in target.tags:
+        client.delete_model_version_tag(name, target_version, "archived_by")  # no longer true
     extra = dict(record or {})
     if target_stage == "Production" and previous_holders:
         extra["previous_production"] = previous_holders[-1]  # what a rollback puts back
