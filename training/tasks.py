@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -36,6 +37,15 @@ class TrainResult:
     model_name: str | None
     model_version: str | None
     best_params: dict[str, float] = field(default_factory=dict)  # the values cross-validation chose, if it ran
+
+    def summary(self) -> str:
+        """What the CLI prints when a training job ends."""
+        lines = [f"run_id={self.run_id} task={self.task} metrics={json.dumps(self.metrics)}"]
+        if self.best_params:
+            lines.append(f"best parameters: {json.dumps(self.best_params)}")
+        if self.model_version:
+            lines.append(f"registered {self.model_name} version {self.model_version}")
+        return "\n".join(lines)
 
 
 def split_features(

@@ -7,7 +7,6 @@ optionally register it.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -323,11 +322,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         age_column=args.age_column,
         model_name=args.model_name,
     )
-    print(f"run_id={result.run_id} task={result.task} metrics={json.dumps(result.metrics)}")
-    if result.best_params:
-        print(f"best parameters: {json.dumps(result.best_params)}")
-    if result.model_version:
-        print(f"registered {result.model_name} version {result.model_version}")
+    print(result.summary())
     return result
 
 

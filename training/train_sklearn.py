@@ -160,9 +160,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         exclude=comma_list(args.exclude),
         model_name=args.model_name,
     )
-    print(f"run_id={result.run_id} task={result.task} metrics={json.dumps(result.metrics)}")
-    if result.model_version:
-        print(f"registered {result.model_name} version {result.model_version}")
+    print(result.summary())
     return result
 
 
