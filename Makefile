@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python -m bench.score_batch_vs_spark_udf
 	$(BIN)/python -m bench.mllib_logging
 	$(BIN)/python -m bench.mllib_scoring
+	$(BIN)/python -m bench.stream_scoring
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns output spark-warehouse
