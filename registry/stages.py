@@ -54,8 +54,8 @@ def promote(
     if target_stage != "Archived" and "archived_by" in target.tags:
         client.delete_model_version_tag(name, target_version, "archived_by")  # no longer true
     extra = dict(record or {})
-    if target_stage == "Production" and previous_holders:
-        extra["previous_production"] = previous_holders[-1]  # what a rollback puts back
+    if target_stage == "Production":  # what a rollback puts back; cleared when nothing held Production
+        extra["previous_production"] = previous_holders[-1] if previous_holders else ""
     _record(client, name, target_version, target_stage, reason, extra)
     archived = tuple(previous_holders) if archive_others else ()
     for old in archived:
