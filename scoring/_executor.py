@@ -15,7 +15,7 @@ _MODELS: OrderedDict[str, object] = OrderedDict()
 class ScoringPlan:
     """Everything a worker needs, pickled with the task (small: names and Arrow types, never the model)."""
 
-    model_key: str  # the SparkFiles name of the shipped model directory; unique per model version
+    model_key: str  # the SparkFiles name of the shipped model archive (unpacked there); unique per model version
     flavor: str  # "sklearn" or "python_function"
     features: tuple[str, ...]
     passthrough: tuple[str, ...]

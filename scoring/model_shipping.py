@@ -1,9 +1,14 @@
-"""Get a model to every executor without any driver-local path: download once, ship with SparkContext.addFile."""
+"""Get a model to every executor without any driver-local path: download once, ship with SparkContext.addArchive.
+
+An archive rather than `addFile` of the folder: Spark refuses local directories on any non-local master, and an
+archive is unpacked once per executor.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,12 +29,17 @@ def model_key(resolved: ResolvedModel, tracking_uri: str) -> str:
 
 
 def ship_model(spark: SparkSession, resolved: ResolvedModel) -> tuple[str, Path]:
-    """Download the model's artifacts on the driver and add the directory to the job; returns (key, local dir)."""
+    """Download the model's artifacts on the driver and add them to the job as an archive.
+
+    Returns (the archive's SparkFiles name, which executors resolve to the unpacked folder; the local folder).
+    """
     key = model_key(resolved, mlflow.get_tracking_uri())
     slot = (id(spark.sparkContext), key)
     if slot not in _SHIPPED:
-        local = Path(tempfile.mkdtemp(prefix="shipped-model-")) / key
+        root = Path(tempfile.mkdtemp(prefix="shipped-model-"))
+        local = root / key
         mlflow.artifacts.download_artifacts(artifact_uri=resolved.load_uri, dst_path=str(local))
-        spark.sparkContext.addFile(str(local), recursive=True)
+        archive = shutil.make_archive(str(root / key), "zip", root_dir=local)
+        spark.sparkContext.addArchive(archive)
         _SHIPPED[slot] = local
-    return key, _SHIPPED[slot]
+    return f"{key}.zip", _SHIPPED[slot]

@@ -32,8 +32,8 @@ def job_env(tracking_uri: str, extra_env: dict[str, str] | None = None) -> dict[
         SPARK_SHUFFLE_PARTITIONS="2",
         SPARK_DRIVER_MEMORY="1g",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})
     return env
 
 
