@@ -84,6 +84,12 @@ BUNDLED: dict[str, Callable[[], pd.DataFrame]] = {
 }
 
 
+def _unknown_data(data: str) -> UserInputError:
+    return UserInputError(
+        f"data {data!r} is neither an existing path nor a bundled data set; bundled: {', '.join(sorted(BUNDLED))}"
+    )
+
+
 def load_table(data: str) -> Table:
     """`data` is a bundled set's name or a path to Parquet (file or folder) or CSV."""
     if data in BUNDLED:
@@ -91,9 +97,7 @@ def load_table(data: str) -> Table:
         return Table(loader(), loader.source, data, bundled=True)
     path = Path(data)
     if not path.exists():
-        raise UserInputError(
-            f"data {data!r} is neither an existing path nor a bundled data set; bundled: {', '.join(sorted(BUNDLED))}"
-        )
+        raise _unknown_data(data)
     frame = read_frame(path)
     if frame.empty:
         raise UserInputError(f"data {data!r} has no rows")
@@ -150,7 +154,5 @@ def load_spark_table(spark, data: str):
         )
         return df, BUNDLED[data].source
     if not Path(data).exists() and "://" not in data:
-        raise UserInputError(
-            f"data {data!r} is neither an existing path nor a bundled data set; bundled: {', '.join(sorted(BUNDLED))}"
-        )
+        raise _unknown_data(data)
     return read_spark_table(spark, data), data
