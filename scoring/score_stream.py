@@ -75,6 +75,7 @@ class BatchScorer:
         self, spark: SparkSession, config: StreamConfig, schema: StreamSchema, state: StreamState, run_id: str
     ):
         self.spark, self.config, self.schema, self.state, self.run_id = spark, config, schema, state, run_id
+        self.scored_batches: list[int] = []  # batch ids this process scored (a replay it skipped is not one)
         self.output = HadoopFS(spark, config.output)
         self.quarantine = HadoopFS(spark, config.quarantine)
         self.client = mlflow.MlflowClient()
@@ -113,6 +114,7 @@ class BatchScorer:
         }
         self._log(batch_id, metrics)
         _logger.info("batch %d scored by %s: %s", batch_id, model.label, metrics)
+        self.scored_batches.append(batch_id)
 
     def _score_and_commit(self, batch_id: int, batch: BatchInput, model: ResolvedModel, target) -> dict[str, int]:
         """Quarantine first, output last: the output folder's rename is what marks the batch done."""
@@ -205,8 +207,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(
     spark: SparkSession, settings: Settings, config: StreamConfig, ids: str | None = None, schema: str | None = None
-):
-    """Start the query and block until it ends: at once for available_now, else on SIGTERM/SIGINT or an error."""
+) -> list[int]:
+    """Start the query and block until it ends: at once for available_now, else on SIGTERM/SIGINT or an error.
+    Returns the micro-batches this run scored."""
     configure_tracking(settings)
     trigger = parse_trigger(config.trigger)
     if config.max_files_per_trigger < 1:
@@ -250,7 +253,7 @@ def run(
         )
         _stop_on_signals(query)
         query.awaitTermination()
-        return query.lastProgress
+        return scorer.scored_batches
 
 
 def _remove_incomplete(spark: SparkSession, config: StreamConfig) -> None:
@@ -289,8 +292,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_files_per_trigger=args.max_files_per_trigger,
     )
     spark = build_spark(settings, app_name="score_stream")
-    progress = run(spark, settings, config, args.ids, args.schema)
-    last = f"last micro-batch {progress['batchId']}" if progress else "no micro-batch ran"
+    scored = run(spark, settings, config, args.ids, args.schema)
+    last = f"scored micro-batch(es) {', '.join(map(str, scored))}" if scored else "no new files: nothing scored"
     print(f"stream stopped ({last}); output {config.output}, quarantine {config.quarantine}")
 
 

@@ -158,7 +158,7 @@ def test_score_stream_entry_point_scores_a_folder_and_stops(settings, production
         "max_files_per_trigger": "1",
     }
     stdout = _ok(run_entry_point("score_stream", params, tmp_path, settings.tracking_uri))
-    assert "stream stopped (last micro-batch 1)" in stdout
+    assert "stream stopped (scored micro-batch(es) 0, 1)" in stdout
     scored = pd.read_parquet(tmp_path / "scored")
     assert sorted(scored["row_id"]) == list(range(569)) and sorted(scored["batch_id"].unique()) == [0, 1]
 
