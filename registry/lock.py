@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 LOCK_TAG = "lifecycle.promotion_lock"
 
@@ -35,7 +36,16 @@ def promotion_lock(
             f"another promotion of {name} is in progress ({_describe(held)}); try again when it ends"
         )
     token = f"{time.time():.3f}|{uuid.uuid4().hex[:8]}|{_who()}|{what}"
-    client.set_registered_model_tag(name, LOCK_TAG, token)
+    try:
+        client.set_registered_model_tag(name, LOCK_TAG, token)
+    except MlflowException as exc:
+        # SQLite refuses a write outright ("database is locked") when another writer upgrades its lock at the same
+        # instant: that other writer is a concurrent promotion, and our token was never written.
+        if exc.error_code != "TEMPORARILY_UNAVAILABLE":
+            raise
+        raise PromotionConflict(
+            f"lost the race to promote {name}: the registry was locked by a concurrent promotion ({exc.message})"
+        ) from exc
     time.sleep(settle_s)  # let every caller that saw the lock free write its token; the last one written wins
     winner = client.get_registered_model(name).tags.get(LOCK_TAG)
     if winner != token:

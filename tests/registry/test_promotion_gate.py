@@ -140,9 +140,11 @@ def test_eight_concurrent_promotions_end_with_one_production_version_and_agreein
     winners = [out for code, out, _ in outcomes if code == 0]
     losers = [err for code, _, err in outcomes if code != 0]
     assert winners, outcomes
-    assert all("error: not promoted:" in err and ("lost the race" in err or "in progress" in err) for err in losers), (
-        losers
-    )
+    last_lines = [err.strip().splitlines()[-1] if err.strip() else "" for err in losers]
+    assert all(
+        line.startswith("error: not promoted:") and ("lost the race" in line or "in progress" in line)
+        for line in last_lines
+    ), last_lines
     versions, aliases = state(client, "race")
     production = [v for v, stage in versions.items() if stage == "Production"]
     assert len(production) == 1 and aliases == {"production": production[0]}
