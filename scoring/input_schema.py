@@ -70,3 +70,34 @@ def bind_features(df: DataFrame, signature: ModelSignature | None, model_label: 
     features = signature.inputs.input_names()
     passthrough = [name for name in df.columns if name not in set(features)]
     return FeatureBinding(features, passthrough, casts)
+
+
+def expand_features_column(df: DataFrame, column: str, names: list[str]) -> DataFrame:
+    """One array<number> or MLlib vector column holding the features in the signature's order -> one named column
+    per feature, so wide models (300+ features) need no 300 columns in the input and bind like any other."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import VectorUDT
+
+    if column not in df.columns:
+        raise UserInputError(f"features column {column!r} is not in the input; columns: {', '.join(df.columns)}")
+    found = df.schema[column].dataType
+    if isinstance(found, VectorUDT):
+        values = vector_to_array(F.col(column), "float64")
+    elif isinstance(found, T.ArrayType) and isinstance(found.elementType, _NUMERIC):
+        values = F.col(column)
+    else:
+        raise UserInputError(
+            f"features column {column!r}: expected an array of numbers or an MLlib vector, found {found.simpleString()}"
+        )
+    clash = [name for name in names if name in df.columns]
+    if clash:
+        raise UserInputError(f"input has features column {column!r} and also named feature column(s) {clash[:5]}")
+    n = len(names)
+    # A row of the wrong length fails the job naming the column; only the first feature checks (Spark evaluates a
+    # projection's columns in order), the others read with `get`, which returns null past the end.
+    size = F.coalesce(F.size(values).cast("string"), F.lit("no"))  # a null array holds no values
+    message = F.concat(F.lit(f"features column {column!r} holds "), size, F.lit(f" values; {n} expected"))
+    wrong_length = F.raise_error(message)
+    first = F.when(F.size(values) == n, F.get(values, 0)).otherwise(wrong_length).alias(names[0])
+    rest = [F.get(values, i).alias(name) for i, name in enumerate(names) if i]
+    return df.select(*[c for c in df.columns if c != column], first, *rest)

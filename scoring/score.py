@@ -1,30 +1,38 @@
-"""Library API: score a Spark DataFrame with a model URI, for users' own Spark code and for our jobs.
+"""Library API: score Spark DataFrames with a model URI, for users' own Spark code and for our jobs.
 
-from scoring.score import score_dataframe
-scored = score_dataframe(spark, df, "models:/churn/production").frame
+    from scoring.score import prediction_column, score_dataframe
+
+    scored = score_dataframe(spark, df, "models:/churn/production").frame   # ids + prediction (+ probability) ...
+    df.withColumn("churn", prediction_column(spark, "models:/churn/production"))  # a Column, bound by name
+
+Both bind input columns to the model's signature by name. `strategy` picks the scoring path (scoring.strategies);
+`features_column` takes the features from one array / MLlib vector column instead of named columns.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from functools import partial
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 import pyarrow as pa
 from mlflow.models import ModelSignature
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_type
 
 from lifecycle.errors import UserInputError
 from registry.resolve import ResolvedModel, resolve_model_uri
-from scoring._executor import ScoringPlan, load_model, score_batches
-from scoring.input_schema import FeatureBinding, bind_features
-from scoring.model_shipping import ship_model
+from scoring._executor import score_struct_arrays
+from scoring.input_schema import FeatureBinding, bind_features, expand_features_column, require_named_signature
+from scoring.plan import plan_python_scoring
 from scoring.spark_flavor import load_pipeline, transform_scored
+from scoring.strategies import check_strategy, python_strategy, score_in_python, spark_model_strategy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version")
 
@@ -35,59 +43,100 @@ class ScoredFrame:
     model: ResolvedModel
     binding: FeatureBinding
     flavor: str  # "spark" (scored in the JVM), "sklearn" or "python_function" (scored in Python workers)
+    strategy: str = "spark_transform"  # the path taken: arrow, pandas, grouped, spark_udf or spark_transform
     observation: Observation | None = None  # counts gathered while the frame is written (unseen categories)
+    model_size_bytes: int | None = None  # in-memory size of one copy of a Python model (scoring.model_size)
+    batch_rows: int | None = None  # rows per Arrow batch suited to this model and row width
 
 
-def score_dataframe(spark: SparkSession, df: DataFrame, model_uri: str) -> ScoredFrame:
+def score_dataframe(
+    spark: SparkSession, df: DataFrame, model_uri: str, strategy: str = "auto", features_column: str | None = None
+) -> ScoredFrame:
     """Resolve `model_uri` once, bind `df`'s columns to the model's signature by name, and score lazily.
 
     An MLlib model runs through its own `transform` in the JVM; a scikit-learn / pyfunc model is loaded once per
-    Python worker (not per batch or row) and applied to Arrow batches.
+    Python worker (not per batch or row) and scored with `strategy` (default: Arrow batches straight to NumPy).
     """
+    check_strategy(strategy)
     resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
-    return score_resolved(spark, df, resolved)
+    return score_resolved(spark, df, resolved, strategy, features_column)
 
 
-def score_resolved(spark: SparkSession, df: DataFrame, resolved: ResolvedModel) -> ScoredFrame:
+def score_resolved(
+    spark: SparkSession,
+    df: DataFrame,
+    resolved: ResolvedModel,
+    strategy: str = "auto",
+    features_column: str | None = None,
+) -> ScoredFrame:
+    check_strategy(strategy)
     info = _model_info(mlflow.get_tracking_uri(), resolved.load_uri)
+    if features_column:
+        names = require_named_signature(info.signature, resolved.label).inputs.input_names()
+        df = expand_features_column(df, features_column, names)
     binding = bind_features(df, info.signature, resolved.label)
     clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
     if clash:
         raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
     prediction_type = _prediction_arrow_type(info.signature)
     selected = binding.select(df)
-    observation = None
+    observation = size = batch_rows = None
     if "spark" in info.flavors:
+        path = spark_model_strategy(strategy, resolved.label)
         scored, observation = transform_scored(
             load_pipeline(resolved.load_uri), selected, binding.passthrough, from_arrow_type(prediction_type)
         )
         flavor = "spark"
     else:
-        scored, flavor = _score_in_python_workers(spark, selected, binding, resolved, info, prediction_type)
+        planned = plan_python_scoring(
+            spark,
+            resolved,
+            info.flavors,
+            binding.features,
+            binding.passthrough,
+            [selected.schema[name].dataType for name in binding.features],
+            prediction_type,
+        )
+        path = python_strategy(strategy)
+        scored = score_in_python(spark, path, selected, planned.plan, resolved.load_uri)
+        flavor, size, batch_rows = planned.plan.flavor, planned.size_bytes, planned.plan.chunk_rows
     scored = scored.withColumn("model_name", F.lit(resolved.model_name).cast("string")).withColumn(
         "model_version", F.lit(resolved.model_version).cast("string")
     )
-    return ScoredFrame(scored, resolved, binding, flavor, observation)
+    return ScoredFrame(scored, resolved, binding, flavor, path, observation, size, batch_rows)
 
 
-def _score_in_python_workers(spark, selected, binding, resolved, info, prediction_type):
-    """A scikit-learn / pyfunc model: shipped to executors, loaded once per Python worker, fed Arrow batches."""
-    key, local_dir = ship_model(spark, resolved)
-    flavor = "sklearn" if "sklearn" in info.flavors else "python_function"
-    plan = ScoringPlan(
-        model_key=key,
-        flavor=flavor,
-        features=tuple(binding.features),
-        passthrough=tuple(binding.passthrough),
-        prediction_type=prediction_type,
-        probability=_probability_kind(str(local_dir)) if flavor == "sklearn" else None,
-    )
-    out_schema = T.StructType(
-        [selected.schema[name] for name in binding.passthrough]
-        + [T.StructField("prediction", from_arrow_type(plan.prediction_type))]
-        + ([T.StructField("probability", _probability_spark_type(plan.probability))] if plan.probability else [])
-    )
-    return selected.mapInArrow(partial(score_batches, plan=plan), out_schema), flavor
+def prediction_column(spark: SparkSession, model_uri: str, df: DataFrame | None = None) -> Column:
+    """A Column holding the model's prediction, for `select` / `withColumn` in users' own Spark code.
+
+    The features go to the model as one struct of the signature's columns, so they bind by name (any column
+    order, no 255-argument limit). With `df`, its columns are checked against the signature now (missing
+    columns, wrong types), else when the column is used. The model is loaded once per Python worker.
+    """
+    from pyspark.sql.functions import ArrowUDFType, arrow_udf
+
+    resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
+    info = _model_info(mlflow.get_tracking_uri(), resolved.load_uri)
+    signature = require_named_signature(info.signature, resolved.label)
+    if "spark" in info.flavors:
+        raise UserInputError(
+            f"model {resolved.label} is a Spark MLlib model: it scores through its own transform in the JVM, not "
+            "as a column expression; use score_dataframe"
+        )
+    if df is not None:
+        features = bind_features(df, signature, resolved.label).feature_columns
+    else:
+        features = [F.col(s.name).cast(s.type.to_spark()).alias(s.name) for s in signature.inputs.inputs]
+    names = signature.inputs.input_names()
+    types = [s.type.to_spark() for s in signature.inputs.inputs]
+    planned = plan_python_scoring(spark, resolved, info.flavors, names, [], types, _prediction_arrow_type(signature))
+    plan = planned.plan
+
+    def predict(arrays: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        yield from score_struct_arrays(arrays, plan)
+
+    udf = arrow_udf(predict, from_arrow_type(plan.prediction_type), ArrowUDFType.SCALAR_ITER)
+    return udf(F.struct(*features))
 
 
 def _prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
@@ -103,17 +152,3 @@ def _prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
 def _model_info(tracking_uri: str, load_uri: str):
     """A version's MLmodel never changes: read it once per driver (a stream asks for it every micro-batch)."""
     return mlflow.models.get_model_info(load_uri)
-
-
-@functools.lru_cache(maxsize=8)
-def _probability_kind(model_dir: str) -> str | None:
-    """Whether the classifier in `model_dir` gives probabilities (one per shipped model: dirs are unique)."""
-    model = load_model(model_dir, "sklearn")
-    classes = getattr(model, "classes_", None)
-    if classes is None or not hasattr(model, "predict_proba"):
-        return None
-    return "binary" if len(classes) == 2 else "multiclass"
-
-
-def _probability_spark_type(kind: str) -> T.DataType:
-    return T.DoubleType() if kind == "binary" else T.ArrayType(T.DoubleType())

@@ -21,9 +21,12 @@ from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
 from lifecycle.tracking import configure_tracking, log_dataset, log_new_params, tracked_run
 from registry.resolve import ResolvedModel, resolve_model_uri
+from scoring.model_size import DEFAULT_WARN_FRACTION, executor_memory, warn_if_large
 from scoring.output import StagedOutput
-from scoring.score import score_resolved
+from scoring.plan import arrow_batch_rows
+from scoring.score import ScoredFrame, score_resolved
 from scoring.spark_flavor import UNSEEN_ROWS
+from scoring.strategies import STRATEGIES, check_strategy
 
 _logger = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", required=True, help="Parquet folder to create")
     parser.add_argument("--input-format", default="auto", choices=["auto", "parquet", "csv", "json"])
     parser.add_argument("--overwrite", type=boolean, default=False, help="replace an existing output (atomically)")
+    parser.add_argument("--strategy", default="auto", help=f"scoring path: {', '.join(STRATEGIES)}")
     return parser.parse_args(argv)
 
 
@@ -58,15 +62,22 @@ def run(
     output: str,
     overwrite: bool = False,
     input_format: str = "auto",
+    strategy: str = "auto",
+    features_column: str | None = None,
+    memory_warn_fraction: float = DEFAULT_WARN_FRACTION,
 ) -> BatchResult:
-    """Everything that can be checked is checked before the tracking run and before any output is written."""
+    """Everything that can be checked is checked before the tracking run and before any output is written.
+
+    `features_column`: take the features from one array / MLlib vector column (in the signature's order).
+    `memory_warn_fraction`: warn when the Python workers' model copies pass this fraction of executor memory."""
+    check_strategy(strategy)
     configure_tracking(settings)
     resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
     df = read_spark_table(spark, input, input_format)
     rows_in = df.count()
     if rows_in == 0:
         raise UserInputError(f"input {input!r} has no rows")
-    scored = score_resolved(spark, df, resolved)
+    scored = score_resolved(spark, df, resolved, strategy, features_column)
     staged = StagedOutput(spark, output, overwrite)
 
     with tracked_run(settings, run_name="score_batch") as active:
@@ -78,11 +89,15 @@ def run(
                 "model_version": resolved.model_version,
                 "input": input,
                 "output": output,
+                "strategy": strategy,
+                "scoring_path": scored.strategy,
             }
         )
+        _log_model_size(spark, scored, memory_warn_fraction)
         log_dataset(mlflow.data.from_spark(df, path=input), context="scoring")
         started = time.perf_counter()
-        staged.write(scored.frame, lambda frame, path: frame.write.parquet(path))
+        with arrow_batch_rows(spark, scored.batch_rows):
+            staged.write(scored.frame, lambda frame, path: frame.write.parquet(path))
         rows_out = spark.read.parquet(staged.staging.toString()).count()
         seconds = time.perf_counter() - started
         if rows_out != rows_in:
@@ -106,11 +121,36 @@ def run(
         return BatchResult(active.info.run_id, resolved, rows_in, rows_out, final, seconds)
 
 
+def _log_model_size(spark: SparkSession, scored: ScoredFrame, warn_fraction: float) -> None:
+    """A Python model's size, and its copies in the Python workers of one executor (seed 000: big forests)."""
+    if scored.model_size_bytes is None:  # an MLlib model lives in the JVM, once per executor
+        return
+    memory = executor_memory(spark)
+    mlflow.log_params({"python_workers_per_executor": memory.python_workers, "executor_memory_source": memory.source})
+    mlflow.log_metrics(
+        {
+            "model_size_bytes": scored.model_size_bytes,
+            "model_memory_per_executor_bytes": scored.model_size_bytes * memory.python_workers,
+            "executor_memory_bytes": memory.memory_bytes,
+        }
+    )
+    warn_if_large(scored.model_size_bytes, memory, scored.model.label, warn_fraction)
+
+
 def main(argv: Sequence[str] | None = None) -> BatchResult:
     args = parse_args(argv)
     settings = Settings.from_env()
     spark = build_spark(settings, app_name="score_batch")
-    result = run(spark, settings, args.model_uri, args.input, args.output, args.overwrite, args.input_format)
+    result = run(
+        spark,
+        settings,
+        args.model_uri,
+        args.input,
+        args.output,
+        args.overwrite,
+        args.input_format,
+        strategy=args.strategy,
+    )
     print(
         f"scored {result.rows_in} rows in, {result.rows_out} rows out with {result.model.label} "
         f"({result.rows_in / result.seconds:,.0f} rows/s) -> {result.output}"
