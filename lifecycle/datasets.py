@@ -73,6 +73,17 @@ def _penguins() -> pd.DataFrame:
 
 _penguins.source = "palmerpenguins.load_penguins"
 
+
+def _iot_devices() -> pd.DataFrame:
+    """9,630 generated hourly readings of 50 IoT devices (seeded, no download): `device_id`, sensor readings, and
+    `failure` within 24 h; three devices too new or too healthy to train a model of their own."""
+    from lifecycle.iot_devices import generate
+
+    return generate()
+
+
+_iot_devices.source = "lifecycle.iot_devices.generate"
+
 # name -> loader. The scikit-learn sets name their label DEFAULT_LABEL; titanic's is `survived`, and the penguins'
 # body mass (`body_mass_g`) is the usual regression target.
 BUNDLED: dict[str, Callable[[], pd.DataFrame]] = {
@@ -81,6 +92,7 @@ BUNDLED: dict[str, Callable[[], pd.DataFrame]] = {
     "diabetes": _sklearn_loader("load_diabetes"),  # regression, 442 rows x 10 features
     "titanic": _titanic,
     "penguins": _penguins,
+    "iot_devices": _iot_devices,  # per-group training: group by device_id, label failure
 }
 
 
