@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _MAX_CACHED_MODELS = 3  # a stream that follows the registry holds the old and new version for a while
 _MODELS: OrderedDict[str, object] = OrderedDict()
@@ -127,11 +127,11 @@ def score_struct_arrays(arrays: Iterator, plan: ScoringPlan) -> Iterator:
     model = load_cached(plan.model_key, plan.flavor)
     for struct in arrays:
         if len(struct) == 0:
-            yield _arrow_outputs([], None, plan)[0]
+            yield _arrow_outputs([], None, replace(plan, probability=None))[0]
             continue
         columns = {name: struct.field(name) for name in plan.features}
-        prediction, _ = predict(model, features_from_arrow(columns, plan), plan)
-        yield _arrow_outputs(prediction, None, plan)[0]
+        prediction, proba = predict(model, features_from_arrow(columns, plan), plan)
+        yield _arrow_outputs(prediction, proba, plan)[0]
 
 
 def score_frames(frames: Iterator, plan: ScoringPlan) -> Iterator:

@@ -12,8 +12,8 @@ Both bind input columns to the model's signature by name. `strategy` picks the s
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -30,9 +30,6 @@ from scoring.input_schema import FeatureBinding, bind_features, expand_features_
 from scoring.plan import plan_python_scoring
 from scoring.spark_flavor import load_pipeline, transform_scored
 from scoring.strategies import check_strategy, python_strategy, score_in_python, spark_model_strategy
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version")
 
@@ -113,7 +110,7 @@ def prediction_column(spark: SparkSession, model_uri: str, df: DataFrame | None 
     order, no 255-argument limit). With `df`, its columns are checked against the signature now (missing
     columns, wrong types), else when the column is used. The model is loaded once per Python worker.
     """
-    from pyspark.sql.functions import ArrowUDFType, arrow_udf
+    from pyspark.sql.functions import arrow_udf
 
     resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
     info = _model_info(mlflow.get_tracking_uri(), resolved.load_uri)
@@ -135,7 +132,7 @@ def prediction_column(spark: SparkSession, model_uri: str, df: DataFrame | None 
     def predict(arrays: Iterator[pa.Array]) -> Iterator[pa.Array]:
         yield from score_struct_arrays(arrays, plan)
 
-    udf = arrow_udf(predict, from_arrow_type(plan.prediction_type), ArrowUDFType.SCALAR_ITER)
+    udf = arrow_udf(predict, from_arrow_type(plan.prediction_type))  # Iterator -> Iterator: told by the type hints
     return udf(F.struct(*features))
 
 

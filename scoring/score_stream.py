@@ -35,7 +35,9 @@ from lifecycle.spark import build_spark
 from lifecycle.tracking import configure_tracking, log_new_params, tracked_run
 from registry.resolve import ResolvedModel, resolve_model_uri
 from scoring.output import StagedOutput
+from scoring.plan import arrow_batch_rows
 from scoring.score import score_resolved
+from scoring.strategies import STRATEGIES, check_strategy
 from scoring.stream_files import (
     REASON,
     SOURCE_FILE,
@@ -65,6 +67,7 @@ class StreamConfig:
     fmt: str = "parquet"
     trigger: str = "available_now"
     max_files_per_trigger: int = 100
+    strategy: str = "auto"  # scoring path for scikit-learn / pyfunc models (scoring.strategies)
 
 
 class BatchScorer:
@@ -142,11 +145,12 @@ class BatchScorer:
 
     def _commit_scored(self, batch_id: int, good: DataFrame, model: ResolvedModel, target) -> int:
         """Score, stage, rename into place; rows are counted while they are written (no second pass)."""
-        scored = score_resolved(self.spark, good, model)
+        scored = score_resolved(self.spark, good, model, self.config.strategy)
         counter = Observation(f"rows_scored_{batch_id}")
         frame = scored.frame.observe(counter, F.count(F.lit(1)).alias("rows"))
         staged = StagedOutput(self.spark, target.toString(), overwrite=False, hidden=True)
-        staged.write(frame, lambda out, path: out.write.parquet(path))
+        with arrow_batch_rows(self.spark, scored.batch_rows):
+            staged.write(frame, lambda out, path: out.write.parquet(path))
         staged.commit()
         if scored.observation is not None:
             self._log(batch_id, {k: float(v or 0) for k, v in scored.observation.get.items()})
@@ -202,6 +206,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-files-per-trigger", type=whole_number, default=100)
     parser.add_argument("--ids", type=optional_str, default=None, help="id columns as DDL: 'customer_id BIGINT'")
     parser.add_argument("--schema", type=optional_str, default=None, help="the full input schema as DDL")
+    parser.add_argument("--strategy", default="auto", help=f"scoring path: {', '.join(STRATEGIES)}")
     return parser.parse_args(argv)
 
 
@@ -210,6 +215,7 @@ def run(
 ) -> list[int]:
     """Start the query and block until it ends: at once for available_now, else on SIGTERM/SIGINT or an error.
     Returns the micro-batches this run scored."""
+    check_strategy(config.strategy)
     configure_tracking(settings)
     trigger = parse_trigger(config.trigger)
     if config.max_files_per_trigger < 1:
@@ -234,6 +240,7 @@ def run(
                 "format": config.fmt,
                 "trigger": config.trigger,
                 "max_files_per_trigger": config.max_files_per_trigger,
+                "strategy": config.strategy,
                 "schema": ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in stream.fields),
             }
         )
@@ -290,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fmt=args.format,
         trigger=args.trigger,
         max_files_per_trigger=args.max_files_per_trigger,
+        strategy=args.strategy,
     )
     spark = build_spark(settings, app_name="score_stream")
     scored = run(spark, settings, config, args.ids, args.schema)

@@ -86,7 +86,11 @@ def _grouped(spark: SparkSession, selected: DataFrame, plan: ScoringPlan, schema
     bucket would not). As many buckets as shuffle partitions: each bucket is one pandas frame in one worker."""
     buckets = max(int(spark.conf.get("spark.sql.shuffle.partitions")), spark.sparkContext.defaultParallelism)
     bucketed = selected.withColumn(_BUCKET, F.pmod(F.xxhash64(*selected.columns), F.lit(buckets)))
-    return bucketed.groupBy(_BUCKET).applyInPandas(partial(score_group, plan=plan), schema)
+
+    def score_bucket(frame):  # a plain function: Spark looks for type hints on it and warns on a partial
+        return score_group(frame, plan)
+
+    return bucketed.groupBy(_BUCKET).applyInPandas(score_bucket, schema)
 
 
 def _spark_udf(spark: SparkSession, selected: DataFrame, plan: ScoringPlan, schema, load_uri: str) -> DataFrame:
