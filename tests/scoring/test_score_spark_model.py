@@ -109,3 +109,24 @@ def test_an_mllib_model_scores_a_csv_stream_with_unseen_categories_counted_per_b
     run_id = StreamState(spark, config.checkpoint).run_id()
     unseen_class = {m.step: m.value for m in client.get_metric_history(run_id, "unseen_class")}
     assert unseen_class == {0: 1.0, 1: 0.0}  # the '4th' class is in the first file
+
+
+def test_a_strategy_is_ignored_for_an_mllib_model_with_a_log_line(
+    spark, settings, titanic_in_production, passengers, caplog
+):
+    import logging
+
+    from scoring.score import prediction_column, score_dataframe
+
+    _, path = passengers
+    df = spark.read.parquet(str(path))
+    with caplog.at_level(logging.INFO, logger="scoring.strategies"):
+        chosen = score_dataframe(spark, df, "models:/titanic/production", strategy="pandas")
+    assert (chosen.flavor, chosen.strategy) == ("spark", "spark_transform")
+    assert "strategy 'pandas' ignored for titanic v1: an MLlib model scores through its own transform" in caplog.text
+    auto = score_dataframe(spark, df, "models:/titanic/production").frame.toPandas().sort_values("passenger_id")
+    out = chosen.frame.toPandas().sort_values("passenger_id")
+    assert len(out) == 1313
+    np.testing.assert_array_equal(out["prediction"], auto["prediction"])
+    with pytest.raises(UserInputError, match="titanic v1 is a Spark MLlib model: .* use score_dataframe"):
+        prediction_column(spark, "models:/titanic/production")

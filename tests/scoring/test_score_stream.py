@@ -186,3 +186,25 @@ def test_bad_stream_settings_are_refused_before_the_stream_starts(
 def test_trigger_parsing():
     assert parse_trigger("available_now") == {"availableNow": True}
     assert parse_trigger("30 seconds") == {"processingTime": "30 seconds"}
+
+
+@pytest.mark.parametrize("strategy", ["pandas", "spark_udf"])
+def test_the_stream_scores_with_the_chosen_strategy(spark, settings, client, production_model, tmp_path, strategy):
+    data = scoring_frame().drop(columns="target")
+    _land(data.iloc[:120], tmp_path / "in", "a.parquet")
+    _land(data.iloc[120:200], tmp_path / "in", "b.parquet")
+
+    run(spark, settings, _config(tmp_path, strategy=strategy), ids="row_id BIGINT")
+
+    out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    assert out["row_id"].tolist() == list(range(200))
+    np.testing.assert_array_equal(out["prediction"], _own_predictions(data.iloc[:200], "1"))
+    (tracked,) = client.search_runs([e.experiment_id for e in client.search_experiments()], "run_name = 'score_stream'")
+    assert tracked.data.params["strategy"] == strategy
+
+
+def test_an_unknown_stream_strategy_is_refused_before_the_stream_starts(spark, settings, production_model, tmp_path):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(UserInputError, match="unknown scoring strategy 'rowwise'; choose one of: auto, arrow, pandas"):
+        run(spark, settings, _config(tmp_path, strategy="rowwise"), ids="row_id BIGINT")
+    assert not (tmp_path / "checkpoint").exists()
