@@ -1,0 +1,163 @@
+"""What the tuning jobs share: the data and splits, the metric trials are judged by, and trials as child runs.
+
+Trials are logged by the driver, never by the workers that run them: parallel writers on the default SQLite store
+fail with "database is locked", and workers on a cluster may not reach a driver-local store at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from lifecycle.datasets import Table, load_table
+from lifecycle.errors import UserInputError
+from training.estimators import ESTIMATOR_STEP, build_pipeline
+from training.evaluation import GREATER_IS_BETTER
+from training.tasks import CLASSIFICATION, LabeledData, TrainResult, check_test_fraction, split_features
+from training.train_sklearn import fit_and_log, split_train_test
+
+_logger = logging.getLogger(__name__)
+
+DEFAULT_METRIC = {CLASSIFICATION: "log_loss", "regression": "rmse"}
+# Metric name -> scikit-learn scorer, by task. Scorers named "neg_*" report the metric negated.
+_SCORERS = {
+    CLASSIFICATION: {"accuracy": "accuracy", "log_loss": "neg_log_loss", "roc_auc": "roc_auc"},
+    "regression": {"rmse": "neg_root_mean_squared_error", "mae": "neg_mean_absolute_error", "r2": "r2"},
+}
+TRIAL_TAG = "lifecycle.trial"
+
+
+@dataclass(frozen=True)
+class TuningMetric:
+    name: str
+    scorer: str
+    greater_is_better: bool
+    judged_by: str = "cv"  # how a trial's value was measured: cross-validation, or a validation split (MLlib)
+
+    @property
+    def negated(self) -> bool:
+        return self.scorer.startswith("neg_")
+
+    def loss(self, value: float) -> float:
+        """What the tuner minimises: the metric itself, or its negative when greater is better."""
+        return -value if self.greater_is_better else value
+
+
+@dataclass
+class TuningData:
+    table: Table
+    labeled: LabeledData
+    X_train: pd.DataFrame
+    X_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+    pipeline: Any  # the unfitted pipeline with the estimator's defaults; trials set the searched parameters
+    metric: TuningMetric
+
+
+def prepare(
+    data: str,
+    label: str,
+    estimator: str,
+    task: str,
+    metric: str | None,
+    seed: int,
+    test_fraction: float,
+    exclude: Sequence[str],
+    cv_folds: int,
+) -> TuningData:
+    """Load, split and check everything a tuning job needs before any Spark job or run starts."""
+    check_test_fraction(test_fraction)
+    if cv_folds < 2:
+        raise UserInputError(f"cv_folds must be at least 2, got {cv_folds}")
+    table = load_table(data)
+    labeled = split_features(table.frame, label, task, list(exclude))
+    pipeline = build_pipeline(estimator, labeled, {}, seed)
+    X_train, X_test, y_train, y_test = split_train_test(labeled, test_fraction, seed)
+    chosen = resolve_metric(labeled.task, metric, y_train.nunique())
+    if labeled.task == CLASSIFICATION and y_train.value_counts().min() < cv_folds:
+        raise UserInputError(
+            f"cv_folds={cv_folds} needs every class of {label!r} at least {cv_folds} times in the training split; "
+            f"the rarest has {y_train.value_counts().min()}"
+        )
+    return TuningData(table, labeled, X_train, X_test, y_train, y_test, pipeline, chosen)
+
+
+def resolve_metric(task: str, metric: str | None, n_classes: int = 2) -> TuningMetric:
+    name = metric or DEFAULT_METRIC[task]
+    scorers = _SCORERS[task]
+    if name not in scorers:
+        raise UserInputError(f"metric {name!r} does not judge {task}; choose one of: {', '.join(scorers)}")
+    scorer = scorers[name]
+    if scorer == "roc_auc" and n_classes > 2:
+        scorer = "roc_auc_ovr"
+    return TuningMetric(name, scorer, GREATER_IS_BETTER[name])
+
+
+def refit_best(active, prepared: TuningData, best: dict, model_name: str | None) -> TrainResult:
+    """Refit the best point on the whole training split and log it like `train_sklearn` (held-out metrics, plots,
+    model with signature), registered when `model_name` is given."""
+    p = prepared
+    pipeline = p.pipeline.set_params(**{f"{ESTIMATOR_STEP}__{k}": v for k, v in best.items()})
+    metrics, info, version = fit_and_log(pipeline, p.labeled.task, p.X_train, p.X_test, p.y_train, p.y_test, model_name)
+    _logger.info("run %s: best %s, held-out %s", active.info.run_id, best, metrics)
+    return TrainResult(active.info.run_id, info.model_uri, p.labeled.task, metrics, model_name, version, best)
+
+
+class TrialRuns:
+    """Logs trials as nested child runs of the active (tuning) run, each with its own start and end time."""
+
+    def __init__(self, metric: TuningMetric, name_prefix: str = "trial"):
+        self._prefix = name_prefix
+        self._client = mlflow.MlflowClient()
+        parent = mlflow.active_run()
+        self._parent_id = parent.info.run_id
+        self._experiment_id = parent.info.experiment_id
+        self._metric = metric
+        self.logged: dict[int, str] = {}  # trial number -> run id
+
+    def log(
+        self,
+        number: int,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        status: str = "FINISHED",
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        error: str | None = None,
+    ) -> str:
+        now = int(time.time() * 1000)
+        name = f"{self._prefix}-{number:03d}"
+        tags = {MLFLOW_PARENT_RUN_ID: self._parent_id, MLFLOW_RUN_NAME: name, TRIAL_TAG: str(number)}
+        if error:
+            tags["lifecycle.trial_error"] = error[:5000]
+        run = self._client.create_run(self._experiment_id, start_time=start_ms or now, tags=tags)
+        self._client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(k, float(v), end_ms or now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in params.items()],
+        )
+        self._client.set_terminated(run.info.run_id, status=status, end_time=end_ms or now)
+        self.logged[number] = run.info.run_id
+        return run.info.run_id
+
+    def metrics_of(self, result: dict) -> dict[str, float]:
+        """A trial's result as metrics named after the tuning metric: loss, cv_<metric>, its spread, fit time."""
+        measured = f"{self._metric.judged_by}_{self._metric.name}"
+        names = {"loss": "loss", "metric": measured, "metric_std": f"{measured}_std"}
+        metrics = {new: result[old] for old, new in names.items() if result.get(old) is not None}
+        if "fit_seconds" in result:
+            metrics["fit_seconds"] = result["fit_seconds"]
+        return metrics
+
+
+def finished_status(ok: bool) -> str:
+    return RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED)
