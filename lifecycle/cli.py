@@ -45,7 +45,7 @@ def run_cli(job: Callable[[Sequence[str] | None], object], argv: Sequence[str] |
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal UI
     # force: importing pyspark may already have put a handler on the root logger, which would make this a no-op.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    for noisy in ("py4j", "alembic", "mlflow.store.db.utils"):
+    for noisy in ("py4j", "alembic", "mlflow.store.db.utils", "hyperopt.tpe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         job(argv)

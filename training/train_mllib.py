@@ -10,13 +10,13 @@ import argparse
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
-from pyspark.ml import PipelineModel
+from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StringIndexer
 from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 from pyspark.sql import DataFrame, SparkSession
@@ -37,6 +37,7 @@ from training.mllib_pipeline import (
     LABEL_INDEX,
     PREDICTION,
     PREDICTION_INDEX,
+    FeaturePlan,
     MllibSpec,
     build_pipeline,
     plan_features,
@@ -106,35 +107,15 @@ def run(
         raise UserInputError(f"cv_folds must be 0 (no cross-validation) or at least 2, got {cv_folds}")
     if (grid_num_trees or grid_max_depth) and cv_folds < 2:
         raise UserInputError("a grid (grid_num_trees / grid_max_depth) needs cv_folds >= 2")
-    if estimator not in ESTIMATORS:
-        raise UserInputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
     if (grid_num_trees or grid_max_depth) and estimator not in ("random_forest", "gbt"):
         raise UserInputError(f"grid_num_trees / grid_max_depth tune trees; estimator {estimator!r} has none")
 
-    df, source = load_spark_table(spark, data)
-    spec = MllibSpec(label, task, estimator, num_trees, max_depth, seed, tuple(exclude), title_from, age_column)
-    plan = plan_features(df, spec)
-    df = df.cache()
-    rows_total = df.count()
-    if rows_total == 0:
-        raise UserInputError(f"data {data!r} has no rows")
-    labeled = df.filter(F.col(label).isNotNull())
-    rows_missing_label = rows_total - labeled.count()
-    if rows_missing_label == rows_total:
-        raise UserInputError(f"label column {label!r} has no values")
-    spec = replace(spec, task=_resolve_task(labeled, label, task))
-    labeled, label_classes, n_classes = _index_label(labeled, spec)
-    pipeline = build_pipeline(plan, spec, label_classes, _max_categories(labeled, plan, spec))
-    train, test = labeled.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
-    estimator_stage = pipeline.getStages()[-2 if label_classes is not None else -1]
-    binary = spec.task == CLASSIFICATION and n_classes == 2
-    if spec.estimator == "gbt" and spec.task == CLASSIFICATION and not binary:
-        raise UserInputError(f"gbt classifies two classes; {label!r} has {n_classes}: use random_forest")
-    evaluator = evaluator_for(spec.task, label, binary, PREDICTION_INDEX if label_classes is not None else PREDICTION)
+    job = prepare_mllib(
+        spark, data, label, task, estimator, num_trees, max_depth, seed, test_fraction, exclude, title_from, age_column
+    )
+    spec = job.spec
 
     with tracked_run(settings, run_name=f"train_mllib-{estimator}") as active:
-        if rows_missing_label:
-            _logger.warning("left out %d row(s) whose label %r is missing", rows_missing_label, label)
         log_new_params(
             {
                 "data": data,
@@ -151,35 +132,100 @@ def run(
                 "test_fraction": test_fraction,
                 "exclude": ",".join(exclude),
                 "title_from": title_from or "",
-                "features": ",".join(plan.raw_features),
-                "n_rows_missing_label": rows_missing_label,
+                "features": ",".join(job.plan.raw_features),
+                "n_rows_missing_label": job.rows_missing_label,
             }
         )
-        log_dataset(_dataset(df, data, source, label), context="training")
+        log_dataset(mllib_dataset(job.df, data, job.source, label), context="training")
 
         if cv_folds >= 2:
             model, best_params = _cross_validate(
-                pipeline, estimator_stage, evaluator, train, spec, cv_folds, grid_num_trees, grid_max_depth
-            )
+                job.pipeline, job.estimator_stage, job.evaluator, job.train, spec, cv_folds, grid_num_trees,
+                grid_max_depth,
+            )  # fmt: skip
         else:
-            model, best_params = pipeline.fit(train), {}
-        predictions = model.transform(test).cache()
-        mlflow.log_metrics({"n_rows_train": train.count(), "n_rows_test": predictions.count()})
-        metrics = held_out_metrics(predictions, spec.task, label, binary)
-        mlflow.log_metrics(metrics)
-        _log_evaluation_artifacts(predictions, model, spec, label_classes, n_classes)
-
-        _log_test_split(test, plan.raw_features, label)
-        features = labeled.select(*plan.raw_features)
-        prediction_type = labeled.schema[label].dataType if label_classes is None else T.StringType()
-        info = log_spark_model(model, features, PREDICTION, prediction_type, registered_model_name=model_name)
-        version = str(info.registered_model_version) if model_name else None
-        if version:
-            mlflow.MlflowClient().set_model_version_tag(model_name, version, "task", spec.task)
-        predictions.unpersist()
-        df.unpersist()
+            model, best_params = job.pipeline.fit(job.train), {}
+        metrics, info, version = log_fitted_mllib(job, model, model_name)
+        job.df.unpersist()
         _logger.info("run %s: %s", active.info.run_id, metrics)
         return TrainResult(active.info.run_id, info.model_uri, spec.task, metrics, model_name, version, best_params)
+
+
+@dataclass
+class MllibJob:
+    """A table loaded and checked, its features planned, label indexed, split, and the unfitted pipeline."""
+
+    df: DataFrame  # the whole table, cached
+    source: str
+    spec: MllibSpec
+    plan: FeaturePlan
+    labeled: DataFrame  # rows with a label, LABEL_INDEX added for classification
+    label_classes: list[str] | None
+    n_classes: int
+    pipeline: Pipeline
+    estimator_stage: object
+    train: DataFrame
+    test: DataFrame
+    evaluator: object
+    rows_missing_label: int
+
+    @property
+    def binary(self) -> bool:
+        return self.spec.task == CLASSIFICATION and self.n_classes == 2
+
+
+def prepare_mllib(
+    spark, data, label, task, estimator, num_trees, max_depth, seed, test_fraction, exclude, title_from, age_column
+) -> MllibJob:
+    """Everything before fitting, checked before any run exists (shared by train_mllib and tune_hyperopt)."""
+    if estimator not in ESTIMATORS:
+        raise UserInputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    df, source = load_spark_table(spark, data)
+    spec = MllibSpec(label, task, estimator, num_trees, max_depth, seed, tuple(exclude), title_from, age_column)
+    plan = plan_features(df, spec)
+    df = df.cache()
+    rows_total = df.count()
+    if rows_total == 0:
+        raise UserInputError(f"data {data!r} has no rows")
+    labeled = df.filter(F.col(label).isNotNull())
+    rows_missing_label = rows_total - labeled.count()
+    if rows_missing_label == rows_total:
+        raise UserInputError(f"label column {label!r} has no values")
+    if rows_missing_label:
+        _logger.warning("left out %d row(s) whose label %r is missing", rows_missing_label, label)
+    spec = replace(spec, task=_resolve_task(labeled, label, task))
+    labeled, label_classes, n_classes = _index_label(labeled, spec)
+    pipeline = build_pipeline(plan, spec, label_classes, _max_categories(labeled, plan, spec))
+    train, test = labeled.randomSplit([1.0 - test_fraction, test_fraction], seed=seed)
+    estimator_stage = pipeline.getStages()[-2 if label_classes is not None else -1]
+    binary = spec.task == CLASSIFICATION and n_classes == 2
+    if spec.estimator == "gbt" and spec.task == CLASSIFICATION and not binary:
+        raise UserInputError(f"gbt classifies two classes; {label!r} has {n_classes}: use random_forest")
+    evaluator = evaluator_for(spec.task, label, binary, PREDICTION_INDEX if label_classes is not None else PREDICTION)
+    return MllibJob(
+        df, source, spec, plan, labeled, label_classes, n_classes, pipeline, estimator_stage, train, test, evaluator,
+        rows_missing_label,
+    )  # fmt: skip
+
+
+def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None):
+    """Held-out metrics, plots, the test split and the model (registered when `model_name` is given), logged into
+    the active run."""
+    spec = job.spec
+    predictions = model.transform(job.test).cache()
+    mlflow.log_metrics({"n_rows_train": job.train.count(), "n_rows_test": predictions.count()})
+    metrics = held_out_metrics(predictions, spec.task, spec.label, job.binary)
+    mlflow.log_metrics(metrics)
+    _log_evaluation_artifacts(predictions, model, spec, job.label_classes, job.n_classes)
+    _log_test_split(job.test, job.plan.raw_features, spec.label)
+    features = job.labeled.select(*job.plan.raw_features)
+    prediction_type = job.labeled.schema[spec.label].dataType if job.label_classes is None else T.StringType()
+    info = log_spark_model(model, features, PREDICTION, prediction_type, registered_model_name=model_name)
+    version = str(info.registered_model_version) if model_name else None
+    if version:
+        mlflow.MlflowClient().set_model_version_tag(model_name, version, "task", spec.task)
+    predictions.unpersist()
+    return metrics, info, version
 
 
 def _resolve_task(df: DataFrame, label: str, task: str) -> str:
@@ -292,7 +338,7 @@ def _log_test_split(test: DataFrame, features: list[str], label: str) -> None:
         mlflow.log_artifacts(str(folder.parent), artifact_path="data")
 
 
-def _dataset(df: DataFrame, data: str, source: str, label: str):
+def mllib_dataset(df: DataFrame, data: str, source: str, label: str):
     """Paths are logged as paths; a bundled set as code (its loader) with a digest of its content."""
     if source == data:
         return mlflow.data.from_spark(df, path=data, targets=label)

@@ -71,7 +71,7 @@ def run(
     table = load_table(data)
     labeled = split_features(table.frame, label, task, list(exclude))
     pipeline = build_pipeline(estimator, labeled, hyperparams or {}, seed)
-    X_train, X_test, y_train, y_test = _split(labeled, test_fraction, seed)
+    X_train, X_test, y_train, y_test = split_train_test(labeled, test_fraction, seed)
     if labeled.rows_missing_label:
         _logger.warning("left out %d row(s) whose label %r is missing", labeled.rows_missing_label, label)
 
@@ -95,20 +95,26 @@ def run(
         log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})
         log_dataset(table.to_mlflow_dataset(targets=label), context="training")
 
-        pipeline.fit(X_train, y_train)
-        metrics = evaluate(pipeline, X_test, y_test, labeled.task)
-        mlflow.log_metrics(metrics)
-        _log_evaluation_artifacts(pipeline, X_test, y_test, labeled.task)
-
-        info = log_sklearn_model(pipeline, X_train, registered_model_name=model_name)
-        version = str(info.registered_model_version) if model_name else None
-        if version:
-            mlflow.MlflowClient().set_model_version_tag(model_name, version, "task", labeled.task)
+        metrics, info, version = fit_and_log(pipeline, labeled.task, X_train, X_test, y_train, y_test, model_name)
         _logger.info("run %s: %s", active.info.run_id, metrics)
         return TrainResult(active.info.run_id, info.model_uri, labeled.task, metrics, model_name, version)
 
 
-def _split(labeled: LabeledData, test_fraction: float, seed: int):
+def fit_and_log(pipeline, task: str, X_train, X_test, y_train, y_test, model_name: str | None):
+    """Fit on the training split, log held-out metrics, plots, the test split and the model (registered when
+    `model_name` is given) into the active run. Shared by `train_sklearn` and the tuning jobs' refit."""
+    pipeline.fit(X_train, y_train)
+    metrics = evaluate(pipeline, X_test, y_test, task)
+    mlflow.log_metrics(metrics)
+    _log_evaluation_artifacts(pipeline, X_test, y_test, task)
+    info = log_sklearn_model(pipeline, X_train, registered_model_name=model_name)
+    version = str(info.registered_model_version) if model_name else None
+    if version:
+        mlflow.MlflowClient().set_model_version_tag(model_name, version, "task", task)
+    return metrics, info, version
+
+
+def split_train_test(labeled: LabeledData, test_fraction: float, seed: int):
     y = labeled.label
     # Stratify so every class is in both splits when the data allow it.
     stratify = y if labeled.task == CLASSIFICATION and y.value_counts().min() >= 2 else None
