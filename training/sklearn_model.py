@@ -23,7 +23,14 @@ def skops_trusted_types(model) -> list[str]:
     """The exact non-default types skops must trust to load `model`, checked against the allow-list above."""
     import skops.io as sio
 
-    untrusted = sorted(sio.get_untrusted_types(data=sio.dumps(model)))
+    return trusted_types_of(sio.dumps(model))
+
+
+def trusted_types_of(blob: bytes) -> list[str]:
+    """The same check on a model already serialized with `skops.io.dumps` (per-group training ships the bytes)."""
+    import skops.io as sio
+
+    untrusted = sorted(sio.get_untrusted_types(data=blob))
     refused = [t for t in untrusted if not t.startswith(_TRUSTABLE_PREFIXES)]
     if refused:
         raise UserInputError(

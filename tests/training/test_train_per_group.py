@@ -1,0 +1,206 @@
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+
+from lifecycle.errors import UserInputError
+from lifecycle.iot_devices import generate
+from scoring.score_batch import run as score_batch
+from training.per_group_model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
+from training.train_per_group import run
+
+SKIPPED = {
+    "dev-0047": "one class: failure is 0 in all 200 labeled rows",
+    "dev-0048": "15 labeled rows, fewer than min_rows=50",
+    "dev-0049": "15 labeled rows, fewer than min_rows=50",
+}
+
+
+def _group_models(model_uri: str) -> tuple[dict, object]:
+    """Each group's own scikit-learn model (and the fallback), read straight from the logged artifact folder."""
+    folder = Path(mlflow.artifacts.download_artifacts(f"{model_uri}/artifacts/{ARTIFACT}"))
+    manifest = json.loads((folder / MANIFEST).read_text())
+
+    def load(entry):
+        return sio.load(folder / entry["file"], trusted=entry["trusted_types"])
+
+    fallback = manifest["fallback"]
+    return {key: load(entry) for key, entry in manifest["groups"].items()}, load(fallback) if fallback else None
+
+
+def test_iot_devices_are_seeded_and_hold_the_three_untrainable_devices():
+    fleet = generate()
+    pd.testing.assert_frame_equal(fleet, generate())
+    assert fleet.shape == (9_630, 8) and fleet["device_id"].nunique() == 50
+    sizes = fleet.groupby("device_id").size()
+    assert (sizes.drop(["dev-0048", "dev-0049"]) == 200).all() and sizes[["dev-0048", "dev-0049"]].tolist() == [15, 15]
+    assert fleet.loc[fleet["device_id"] == "dev-0047", "failure"].sum() == 0
+    assert generate(200, 30, edge_cases=False).groupby("device_id").size().eq(30).all()
+
+
+def test_one_model_per_device_routed_by_one_registered_model_and_scored_by_score_batch(
+    spark, settings, client, tmp_path
+):
+    result = run(
+        spark,
+        settings,
+        data="iot_devices",
+        label="failure",
+        group="device_id",
+        estimator="logistic_regression",
+        model_name="devices",
+    )
+
+    # One run for the whole fleet, with one row per device in one table.
+    assert len(client.search_runs([client.get_experiment_by_name("tests").experiment_id])) == 1
+    assert len(result.trained) == 47 and result.skipped == SKIPPED
+    metrics = client.get_run(result.run_id).data.metrics
+    assert {k: metrics[k] for k in ("groups_total", "groups_trained", "groups_skipped", "n_rows")} == {
+        "groups_total": 50,
+        "groups_trained": 47,
+        "groups_skipped": 3,
+        "n_rows": 9_630,
+    }
+    table = mlflow.load_table("per_group_metrics.json", run_ids=[result.run_id])
+    assert len(table) == 50 and table["status"].value_counts().to_dict() == {"trained": 47, "skipped": 3}
+    trained = table[table["status"] == "trained"]
+    assert (trained["n_train"] == 160).all() and (trained["n_test"] == 40).all()
+    assert metrics["accuracy_mean"] == pytest.approx(trained["accuracy"].mean())
+    assert metrics["accuracy_min"] == pytest.approx(trained["accuracy"].min())
+    assert metrics["accuracy_median"] == pytest.approx(trained["accuracy"].median())
+
+    info = mlflow.models.get_model_info("models:/devices/1")
+    assert info.signature.inputs.input_names()[0] == "device_id"
+    assert client.get_model_version("devices", "1").tags["group_column"] == "device_id"
+
+    # The routing model answers each row exactly as that device's own model does.
+    fleet = generate()
+    known = fleet[~fleet["device_id"].isin(SKIPPED)].drop(columns=["failure"])
+    routing = mlflow.pyfunc.load_model("models:/devices/1")
+    predicted = routing.predict(known)
+    models, fallback = _group_models("models:/devices/1")
+    assert fallback is None and sorted(models) == result.trained
+    for device, rows in known.groupby("device_id"):
+        np.testing.assert_array_equal(predicted[rows.index - known.index[0]], models[device].predict(rows))
+
+    # A device the model was never trained on is an error, never a silent default.
+    with pytest.raises(UnseenGroupError, match=r"1 device_id value\(s\) unseen in training: 'dev-0048'.*no fallback"):
+        routing.predict(fleet[fleet["device_id"].isin(["dev-0001", "dev-0048"])].drop(columns=["failure"]))
+
+    # score_batch: rows out == rows in, each row scored by its device's model, each model loaded once per worker.
+    scoring_input = known.assign(reading_id=np.arange(len(known)))
+    scoring_input.to_parquet(tmp_path / "readings.parquet", index=False)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "500")  # many batches per worker
+    try:
+        scored = score_batch(
+            spark, settings, "models:/devices/1", str(tmp_path / "readings.parquet"), str(tmp_path / "scored")
+        )
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    assert scored.rows_in == scored.rows_out == 9_400
+    out = pd.read_parquet(tmp_path / "scored").sort_values("reading_id", ignore_index=True)
+    np.testing.assert_array_equal(out["prediction"], predicted)
+    assert (out["model_version"] == "1").all()
+    loads = (
+        spark.range(0, 16, numPartitions=8)
+        .mapInPandas(_loads_in_this_worker, "pid long, loaded long")
+        .toPandas()
+        .drop_duplicates()
+    )
+    # A worker that scored holds all 47 device models, loaded once however many batches it scored.
+    assert set(loads["loaded"]) <= {0, 47} and 47 in set(loads["loaded"])
+
+
+def _loads_in_this_worker(batches):
+    import os
+
+    for _ in batches:
+        yield pd.DataFrame({"pid": [os.getpid()], "loaded": [group_models_loaded()]})
+
+
+def _small_fleet(tmp_path: Path) -> Path:
+    """8 devices numbered 0..7 (an integer group column), 60 readings each, all trainable."""
+    fleet = generate(devices=8, rows_per_device=60, seed=11, edge_cases=False)
+    fleet["device"] = fleet.pop("device_id").str.removeprefix("dev-").astype("int64")
+    path = tmp_path / "fleet.parquet"
+    fleet.to_parquet(path, index=False)
+    return path
+
+
+def test_a_declared_fallback_scores_unseen_and_missing_groups(spark, settings, client, tmp_path):
+    result = run(
+        spark,
+        settings,
+        data=str(_small_fleet(tmp_path)),
+        label="failure",
+        group="device",
+        estimator="logistic_regression",
+        min_rows=40,
+        fallback="global",
+        exclude=["device_type"],
+        model_name="fleet",
+    )
+    assert result.trained == [str(i) for i in range(8)] and result.skipped == {}
+    assert "fallback_accuracy" in client.get_run(result.run_id).data.metrics
+    models, fallback = _group_models("models:/fleet/1")
+    assert fallback is not None and sorted(models) == [str(i) for i in range(8)]
+
+    fleet = pd.read_parquet(tmp_path / "fleet.parquet").drop(columns=["failure"])
+    new = fleet[fleet["device"] == 3].head(10).copy()
+    new["device"] = 99  # a device installed after training
+    rows = pd.concat([fleet[fleet["device"] == 3].head(10), new], ignore_index=True)
+    predicted = mlflow.pyfunc.load_model("models:/fleet/1").predict(rows)
+    features = rows.drop(columns=["device"])
+    np.testing.assert_array_equal(predicted[:10], models["3"].predict(features[:10]))
+    np.testing.assert_array_equal(predicted[10:], fallback.predict(features[10:]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"group": "site"}, "group column 'site' not found; columns are: device_id, device_type, temperature_c"),
+        ({"label": "broken"}, "label column 'broken' not found"),
+        ({"group": "failure"}, "the group column and the label are both 'failure'"),
+        ({"group": "temperature_c"}, "group column 'temperature_c' has type double; use a string, integer or boolean"),
+        ({"exclude": ["serial"]}, r"excluded column\(s\) not found: serial"),
+        ({"min_rows": 2}, "min_rows must be at least 5, got 2"),
+        ({"fallback": "nearest"}, "fallback must be one of none, global, got 'nearest'"),
+        ({"estimator": "svm"}, "unknown estimator 'svm'"),
+        ({"test_fraction": 1.5}, "test_fraction must be between 0 and 1"),
+    ],
+)
+def test_bad_input_is_refused_before_any_spark_job(spark, settings, client, kwargs, message):
+    # The bundled set becomes a DataFrame without a job; a Parquet path would cost Spark's own schema read.
+    params = {"data": "iot_devices", "label": "failure", "group": "device_id", **kwargs}
+    spark.sparkContext.setJobGroup("bad-input", "bad input must not start a job")
+    try:
+        with pytest.raises(UserInputError, match=message):
+            run(spark, settings, **params)
+        assert spark.sparkContext.statusTracker().getJobIdsForGroup("bad-input") == []
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+
+
+def test_a_hyperparameter_the_estimator_does_not_accept_is_refused_before_training(spark, settings):
+    with pytest.raises(UserInputError, match="LogisticRegression does not accept n_estimators"):
+        run(
+            spark,
+            settings,
+            data="iot_devices",
+            label="failure",
+            group="device_id",
+            estimator="logistic_regression",
+            hyperparams={"n_estimators": 5},
+        )
+
+
+def test_when_no_group_can_be_trained_nothing_is_logged(spark, settings, client):
+    with pytest.raises(UserInputError, match=r"no group could be trained \(50 skipped\): dev-0000: 200 labeled rows"):
+        run(spark, settings, data="iot_devices", label="failure", group="device_id", min_rows=500)
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
+    assert client.search_registered_models() == []
