@@ -1,0 +1,208 @@
+"""Entry point `tune_joblib`: scikit-learn's GridSearchCV / RandomizedSearchCV with its fits spread over Spark.
+
+python -m training.tune_joblib --data breast_cancer --estimator random_forest --search grid --n-jobs 2
+
+joblib-spark runs each (candidate, fold) fit as a Spark task. The full `cv_results_` is logged as a table, the best
+candidates as child runs, and the best estimator, refit on the whole training split, like `train_sklearn`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+import mlflow
+import pandas as pd
+from pyspark.sql import SparkSession
+
+from lifecycle.cli import comma_list, optional_str, run_cli, whole_number
+from lifecycle.datasets import DEFAULT_LABEL
+from lifecycle.errors import UserInputError
+from lifecycle.settings import Settings
+from lifecycle.spark import build_spark
+from lifecycle.tracking import log_dataset, log_new_params, tracked_run
+from training.estimators import ESTIMATOR_STEP, ESTIMATORS
+from training.search_space import SKLEARN_SPACES, check_sklearn_space, describe, parse_space, to_distributions, to_grid
+from training.tasks import CLASSIFICATION, TrainResult
+from training.tuning import TrialRuns, prepare, refit_best
+
+_logger = logging.getLogger(__name__)
+SEARCHES = ("grid", "random")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tune_joblib", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="breast_cancer", help="Parquet/CSV path or a bundled data set name")
+    parser.add_argument("--label", default=DEFAULT_LABEL)
+    parser.add_argument("--estimator", default="random_forest", choices=sorted(ESTIMATORS))
+    parser.add_argument("--task", default="auto", choices=["auto", "classification", "regression"])
+    parser.add_argument("--search", default="grid", choices=SEARCHES)
+    parser.add_argument("--space", default="", help="JSON search space; empty: the estimator's default space")
+    parser.add_argument("--grid-points", type=whole_number, default=3, help="values per range in a grid search")
+    parser.add_argument("--n-iter", type=whole_number, default=10, help="candidates a random search tries")
+    parser.add_argument("--n-jobs", type=whole_number, default=2, help="fits run at once on Spark")
+    parser.add_argument("--metric", type=optional_str, default=None, help="default: log_loss / rmse by task")
+    parser.add_argument("--cv-folds", type=whole_number, default=3)
+    parser.add_argument("--top-k", type=whole_number, default=5, help="best candidates logged as child runs")
+    parser.add_argument("--seed", type=whole_number, default=42)
+    parser.add_argument("--test-fraction", type=float, default=0.2)
+    parser.add_argument("--exclude", default="", help="comma-separated columns that are not features (ids)")
+    parser.add_argument("--model-name", type=optional_str, default=None, help="register the best estimator")
+    return parser.parse_args(argv)
+
+
+def run(
+    spark: SparkSession,
+    settings: Settings,
+    data: str,
+    label: str = DEFAULT_LABEL,
+    estimator: str = "random_forest",
+    task: str = "auto",
+    search: str = "grid",
+    space: str | dict | None = None,
+    grid_points: int = 3,
+    n_iter: int = 10,
+    n_jobs: int = 2,
+    metric: str | None = None,
+    cv_folds: int = 3,
+    top_k: int = 5,
+    seed: int = 42,
+    test_fraction: float = 0.2,
+    exclude: Sequence[str] = (),
+    model_name: str | None = None,
+) -> TrainResult:
+    """Search, log, refit; everything is validated before a Spark job or a run starts."""
+    if search not in SEARCHES:
+        raise UserInputError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
+    minimums = {"n_jobs": (n_jobs, 1), "n_iter": (n_iter, 1), "top_k": (top_k, 1), "grid_points": (grid_points, 2)}
+    for name, (value, least) in minimums.items():
+        if value < least:
+            raise UserInputError(f"{name} must be at least {least}, got {value}")
+    if estimator not in ESTIMATORS:
+        raise UserInputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    prepared = prepare(data, label, estimator, task, metric, seed, test_fraction, exclude, cv_folds)
+    searched = parse_space(space, SKLEARN_SPACES[estimator])
+    check_sklearn_space(searched, prepared.pipeline[ESTIMATOR_STEP])
+    cv = _search_cv(prepared, searched, search, grid_points, n_iter, cv_folds, seed)
+
+    with tracked_run(settings, run_name=f"tune_joblib-{estimator}") as active:
+        log_new_params(
+            {
+                "data": data,
+                "label": label,
+                "estimator": estimator,
+                "task": task,
+                "resolved_task": prepared.labeled.task,
+                "search": search,
+                "space": describe(searched),
+                "n_candidates": _candidate_count(cv),
+                "n_jobs": n_jobs,
+                "metric": prepared.metric.name,
+                "cv_folds": cv_folds,
+                "seed": seed,
+                "test_fraction": test_fraction,
+                "exclude": ",".join(exclude),
+                "n_rows_train": len(prepared.X_train),
+                "n_rows_test": len(prepared.X_test),
+            }
+        )
+        log_dataset(prepared.table.to_mlflow_dataset(targets=label), context="training")
+        fit_on_spark(cv, prepared.X_train, prepared.y_train, n_jobs)
+        results = cv_results_table(cv, prepared.metric.negated)
+        mlflow.log_table(results, artifact_file="tuning/cv_results.json")
+        _log_best_candidates(results, prepared.metric, top_k)
+        best = {k.removeprefix(f"{ESTIMATOR_STEP}__"): v for k, v in cv.best_params_.items()}
+        log_new_params({f"best.{k}": v for k, v in best.items()})
+        best_value = -cv.best_score_ if prepared.metric.negated else cv.best_score_
+        mlflow.log_metrics({f"best_cv_{prepared.metric.name}": best_value, "n_candidates": len(results)})
+
+        # refit=False above: the best candidate is refit once, here, by the code train_sklearn logs models with.
+        return refit_best(active, prepared, best, model_name)
+
+
+def _search_cv(prepared, searched, search: str, grid_points: int, n_iter: int, folds: int, seed: int):
+    from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold
+
+    splitter = StratifiedKFold if prepared.labeled.task == CLASSIFICATION else KFold
+    common = dict(scoring=prepared.metric.scorer, cv=splitter(folds, shuffle=True, random_state=seed), refit=False)
+    prefixed = lambda space: {f"{ESTIMATOR_STEP}__{k}": v for k, v in space.items()}  # noqa: E731
+    if search == "grid":
+        return GridSearchCV(prepared.pipeline, prefixed(to_grid(searched, grid_points)), **common)
+    return RandomizedSearchCV(
+        prepared.pipeline, prefixed(to_distributions(searched)), n_iter=n_iter, random_state=seed, **common
+    )
+
+
+def fit_on_spark(cv, X, y, n_jobs: int) -> None:
+    """Every (candidate, fold) fit becomes a Spark task; `n_jobs` of them run at once."""
+    import joblib
+    from joblibspark import register_spark
+
+    register_spark()
+    with joblib.parallel_backend("spark", n_jobs=n_jobs):
+        cv.fit(X, y)
+
+
+def cv_results_table(cv, negated: bool) -> pd.DataFrame:
+    """`cv_results_` as a table: one row per candidate, parameters as plain columns, scores as the metric itself."""
+    table = pd.DataFrame(cv.cv_results_)
+    table = table.drop(columns=["params"]).rename(columns=lambda c: c.replace(f"param_{ESTIMATOR_STEP}__", "param_"))
+    score_columns = [c for c in table.columns if c.endswith("_test_score") and not c.startswith("rank")]
+    if negated:  # "neg_log_loss" reports -log_loss; a table of log losses reads better
+        table[score_columns] = -table[score_columns]
+    # Parameter columns hold mixed objects (None beside ints); strings keep the JSON table loadable everywhere.
+    for column in [c for c in table.columns if c.startswith("param_")]:
+        table[column] = table[column].astype(str)
+    return table.sort_values("rank_test_score", ignore_index=True)
+
+
+def _log_best_candidates(results: pd.DataFrame, metric, top_k: int) -> None:
+    runs = TrialRuns(metric, name_prefix="rank")
+    for position, (_, row) in enumerate(results.head(top_k).iterrows(), start=1):
+        params = {c.removeprefix("param_"): row[c] for c in results.columns if c.startswith("param_")}
+        metrics = {
+            f"cv_{metric.name}": row["mean_test_score"],
+            f"cv_{metric.name}_std": row["std_test_score"],
+            "rank": row["rank_test_score"],
+            "fit_seconds": row["mean_fit_time"],
+        }
+        runs.log(position, params, metrics)
+
+
+def _candidate_count(cv) -> int:
+    from sklearn.model_selection import ParameterGrid
+
+    return len(ParameterGrid(cv.param_grid)) if hasattr(cv, "param_grid") else cv.n_iter
+
+
+def main(argv: Sequence[str] | None = None) -> TrainResult:
+    args = parse_args(argv)
+    settings = Settings.from_env()
+    spark = build_spark(settings, app_name=f"tune_joblib-{args.estimator}")
+    result = run(
+        spark,
+        settings,
+        data=args.data,
+        label=args.label,
+        estimator=args.estimator,
+        task=args.task,
+        search=args.search,
+        space=args.space,
+        grid_points=args.grid_points,
+        n_iter=args.n_iter,
+        n_jobs=args.n_jobs,
+        metric=args.metric,
+        cv_folds=args.cv_folds,
+        top_k=args.top_k,
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+        exclude=comma_list(args.exclude),
+        model_name=args.model_name,
+    )
+    print(result.summary())
+    return result
+
+
+if __name__ == "__main__":
+    run_cli(main)
