@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+import yaml
 
 from lifecycle.errors import UserInputError
 from lifecycle.iot_devices import generate
 from scoring.score_batch import run as score_batch
+from tests.helpers import REPO, run_entry_point
 from training.per_group_model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
-from training.train_per_group import run
+from training.train_per_group import parse_args, run
 
 SKIPPED = {
     "dev-0047": "one class: failure is 0 in all 200 labeled rows",
@@ -204,3 +206,31 @@ def test_when_no_group_can_be_trained_nothing_is_logged(spark, settings, client)
         run(spark, settings, data="iot_devices", label="failure", group="device_id", min_rows=500)
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
     assert client.search_registered_models() == []
+
+
+def test_mlproject_declares_exactly_the_modules_parameters_and_defaults():
+    entry = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]["train_per_group"]
+    argv = [f"--{name.replace('_', '-')}={spec['default']}" for name, spec in entry["parameters"].items()]
+    assert vars(parse_args(argv)) == vars(parse_args([]))
+
+
+@pytest.mark.e2e
+def test_train_per_group_through_mlflow_run(settings, client, tmp_path):
+    data = _small_fleet(tmp_path)
+    params = {"data": data, "label": "failure", "group": "device", "estimator": "logistic_regression"}
+    done = run_entry_point(
+        "train_per_group",
+        {**params, "min_rows": 40, "fallback": "global", "exclude": "device_type", "model_name": "fleet"},
+        tmp_path,
+        settings.tracking_uri,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "groups trained=8 skipped=0" in done.stdout and "registered fleet version 1" in done.stdout
+    (tracked,) = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
+    assert tracked.data.params["group"] == "device" and tracked.data.metrics["groups_trained"] == 8
+    assert client.get_model_version("fleet", "1").run_id == tracked.info.run_id
+
+    refused = run_entry_point("train_per_group", {**params, "group": "site"}, tmp_path, settings.tracking_uri)
+    # `mlflow run` exits 1 when the job fails; the job itself printed one line and exited 2 (lifecycle.cli).
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "error: group column 'site' not found; columns are: device_type, temperature_c" in refused.stderr
