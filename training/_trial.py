@@ -49,3 +49,28 @@ class CrossValidatedObjective:
 
 
 _CLASSIFICATION_SCORERS = {"accuracy", "neg_log_loss", "roc_auc", "roc_auc_ovr"}
+
+
+@dataclass(frozen=True)
+class OptunaObjective:
+    """The same cross-validated trial for Optuna (`mlflow.pyspark.optuna`): Optuna asks for values through `trial`
+    and wants the loss back; the rest of the result rides along as user attributes (logged on the trial's run)."""
+
+    objective: CrossValidatedObjective
+
+    def __call__(self, trial) -> float:
+        point = {name: _suggest(trial, name, dimension) for name, dimension in self.objective.space.items()}
+        result = self.objective(point)
+        for key in ("metric", "metric_std", "fit_seconds"):
+            trial.set_user_attr(key, result[key])
+        return result["loss"]
+
+
+def _suggest(trial, name: str, dimension):
+    from training.search_space import Choice
+
+    if isinstance(dimension, Choice):
+        return trial.suggest_categorical(name, list(dimension.values))
+    if dimension.integer:
+        return trial.suggest_int(name, int(dimension.low), int(dimension.high), log=dimension.log)
+    return trial.suggest_float(name, dimension.low, dimension.high, log=dimension.log)

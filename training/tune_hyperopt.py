@@ -17,6 +17,7 @@ from datetime import datetime
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from pyspark.sql import SparkSession
 
 from lifecycle.cli import comma_list, optional_str, run_cli, whole_number
@@ -42,6 +43,8 @@ from training.tuning import TrialRuns, TuningMetric, finished_status, prepare, r
 _logger = logging.getLogger(__name__)
 SPARK_TRIALS = "SparkTrials"
 SEQUENTIAL_TRIALS = "Trials"
+OPTUNA_STUDY = "MlflowSparkStudy"
+BACKENDS = ("hyperopt", "optuna")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -49,6 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", default="breast_cancer", help="Parquet/CSV path or a bundled data set name")
     parser.add_argument("--label", default=DEFAULT_LABEL)
     parser.add_argument("--library", default="sklearn", choices=["sklearn", "mllib"])
+    parser.add_argument("--backend", default="hyperopt", choices=BACKENDS, help="optuna: mlflow.pyspark.optuna")
     parser.add_argument("--estimator", default="random_forest")
     parser.add_argument("--task", default="auto", choices=["auto", "classification", "regression"])
     parser.add_argument("--space", default="", help="JSON search space; empty: the estimator's default space")
@@ -90,10 +94,14 @@ def run(
     test_fraction: float = 0.2,
     exclude: Sequence[str] = (),
     model_name: str | None = None,
+    backend: str = "hyperopt",
 ) -> TrainResult:
-    """Tune a scikit-learn estimator with SparkTrials; everything is validated before a trial or a run starts."""
+    """Tune a scikit-learn estimator with SparkTrials (or Optuna's MlflowSparkStudy); everything is validated
+    before a trial or a run starts."""
     from hyperopt import SparkTrials
 
+    if backend not in BACKENDS:
+        raise UserInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     check_budget(max_evals, parallelism, timeout)
     if estimator not in ESTIMATORS:
         raise UserInputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
@@ -114,7 +122,7 @@ def run(
                 "max_evals": max_evals,
                 "parallelism": parallelism,
                 "timeout": timeout,
-                "trials_backend": SPARK_TRIALS,
+                "trials_backend": SPARK_TRIALS if backend == "hyperopt" else OPTUNA_STUDY,
                 "cv_folds": cv_folds,
                 "seed": seed,
                 "test_fraction": test_fraction,
@@ -129,9 +137,12 @@ def run(
             prepared.pipeline, data_ref, search, prepared.metric.scorer, prepared.metric.negated,
             prepared.metric.greater_is_better, cv_folds, seed,
         )  # fmt: skip
-        trials = SparkTrials(parallelism=parallelism, timeout=timeout or None, spark_session=spark)
         try:
-            best = minimize(objective, search, prepared.metric, trials, max_evals, seed)
+            if backend == "optuna":
+                best = minimize_with_optuna(objective, search, max_evals, parallelism, timeout, seed)
+            else:
+                trials = SparkTrials(parallelism=parallelism, timeout=timeout or None, spark_session=spark)
+                best = minimize(objective, search, prepared.metric, trials, max_evals, seed)
         finally:
             data_ref.destroy()
         return refit_best(active, prepared, best, model_name)
@@ -164,6 +175,40 @@ def minimize(objective, search: Space, metric: TuningMetric, trials, max_evals: 
     logger.log_finished()
     best = cast_point(search, space_eval(hyperopt_space, best_indexes))
     logger.log_summary(best)
+    return best
+
+
+def minimize_with_optuna(objective, search: Space, max_evals: int, parallelism: int, timeout: float, seed: int):
+    """MLflow's Optuna-on-Spark study: trials run as Spark tasks and write their own runs (children of a study run,
+    itself a child of the tuning run). Optuna's storage batches those writes, which SQLite takes from two workers."""
+    import optuna
+    from mlflow.optuna.storage import MlflowStorage
+    from mlflow.pyspark.optuna.study import MlflowSparkStudy
+
+    from training._trial import OptunaObjective
+
+    parent = mlflow.active_run()
+    storage = MlflowStorage(experiment_id=parent.info.experiment_id)
+    # A study name is looked up to resume a study; one per tuning run keeps reruns from continuing an old one.
+    study_name = f"optuna-{parent.info.run_id}"
+    study = MlflowSparkStudy(study_name, storage, sampler=optuna.samplers.TPESampler(seed=seed), direction="minimize")
+    client = mlflow.MlflowClient()
+    client.set_tag(study._study_id, MLFLOW_PARENT_RUN_ID, parent.info.run_id)
+    study.optimize(OptunaObjective(objective), n_trials=max_evals, n_jobs=parallelism, timeout=timeout or None)
+    storage.flush_all_batches()
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise UserInputError(f"every trial failed; see the trial runs under the study run {study._study_id}")
+    best = cast_point(search, study.best_params)
+    log_new_params({f"best.{k}": v for k, v in best.items()} | {"optuna_study_run_id": study._study_id})
+    mlflow.log_metrics(
+        {
+            "best_loss": study.best_value,
+            "n_trials": len(study.trials),
+            "n_trials_ok": len(complete),
+            "n_trials_failed": len(study.trials) - len(complete),
+        }
+    )
     return best
 
 
@@ -284,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
 
         result = run_mllib(spark, settings, **common)
     else:
-        result = run(spark, settings, **common)
+        result = run(spark, settings, **common, backend=args.backend)
     print(result.summary())
     return result
 

@@ -126,3 +126,25 @@ def test_when_every_trial_fails_the_user_gets_the_first_error_and_the_failed_tri
     experiment = client.get_experiment_by_name(settings.experiment_name)
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED", "FAILED"]  # the tuning run and both trials
+
+
+def test_optuna_backend_nests_its_study_and_trials_under_the_tuning_run(spark, settings, client):
+    result = run(
+        spark, settings, data="breast_cancer", estimator="logistic_regression", space=C_SPACE, max_evals=8,
+        parallelism=2, backend="optuna",
+    )  # fmt: skip
+    parent = client.get_run(result.run_id)
+    assert parent.data.params["trials_backend"] == "MlflowSparkStudy"
+    (study,) = _children(client, result.run_id)
+    assert study.info.run_id == parent.data.params["optuna_study_run_id"]
+    trials = _children(client, study.info.run_id)
+    assert len(trials) == 8 and {t.info.status for t in trials} == {"FINISHED"}
+    best_trial = min(trials, key=lambda t: t.data.metrics["value"])
+    assert parent.data.metrics["best_loss"] == pytest.approx(best_trial.data.metrics["value"])
+    assert result.best_params["C"] == pytest.approx(float(best_trial.data.params["C"]))
+    assert parent.data.metrics["n_trials_ok"] == 8
+
+
+def test_an_unknown_backend_is_refused(spark, settings):
+    with pytest.raises(UserInputError, match="backend must be one of hyperopt, optuna, got 'ray'"):
+        run(spark, settings, data="breast_cancer", estimator="logistic_regression", backend="ray")
