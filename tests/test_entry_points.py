@@ -177,3 +177,21 @@ def test_force_rollback_and_history_through_entry_points(settings, client, produ
     stdout = _ok(run_entry_point("history", {"model_name": "cancer"}, tmp_path, settings.tracking_uri))
     assert "cancer: 2 promotion(s)" in stdout and "why: rollback from version 2: bad" in stdout
     assert "stages and aliases agree" in stdout
+
+
+def test_tuning_entry_points_log_trials_as_child_runs_of_the_mlflow_run(settings, client, tmp_path):
+    space = '{"C": {"low": 0.01, "high": 10, "log": true}}'
+    params = {"estimator": "logistic_regression", "space": space, "max_evals": 4, "model_name": "tuned"}
+    stdout = _ok(run_entry_point("tune_hyperopt", params, tmp_path, settings.tracking_uri))
+    assert "registered tuned version 1" in stdout and "best parameters: {\"C\": " in stdout
+
+    params = {"estimator": "logistic_regression", "space": '{"C": [0.1, 1.0]}', "n_jobs": 2, "top_k": 2}
+    _ok(run_entry_point("tune_joblib", params, tmp_path, settings.tracking_uri))
+
+    experiment_id = client.get_experiment_by_name("e2e").experiment_id
+    parents = [r for r in client.search_runs([experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    assert sorted(r.data.tags["mlflow.project.entryPoint"] for r in parents) == ["tune_hyperopt", "tune_joblib"]
+    for parent in parents:
+        children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        expected = 4 if parent.data.tags["mlflow.project.entryPoint"] == "tune_hyperopt" else 2
+        assert len(children) == expected and {c.info.status for c in children} == {"FINISHED"}
