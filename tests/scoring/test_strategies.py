@@ -170,3 +170,25 @@ def test_model_size_is_logged_and_a_large_model_against_executor_memory_warns(
     (warning,) = caplog.records
     assert "model wine_forest v1 takes" in warning.message
     assert "2 Python workers per executor" in warning.message and "of spark.driver.memory" in warning.message
+
+
+def test_batch_rows_follow_the_row_width_and_apply_only_inside_the_block(spark):
+    from scoring.plan import arrow_batch_rows, batch_rows
+
+    assert batch_rows(10) == 50_000  # narrow rows: the largest batch
+    assert batch_rows(300) == 8 * 2**20 // (8 * 301)  # 3,483 rows: about 8 MB of values per batch
+    assert batch_rows(5000) == 1_000
+
+    def largest_batch(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            yield pa.RecordBatch.from_arrays([pa.array([batch.num_rows])], names=["rows"])
+
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    sizes = spark.range(30_000).repartition(1).mapInArrow(largest_batch, "rows long")
+    before = spark.conf.get(key)
+    with arrow_batch_rows(spark, 25_000):
+        assert max(r.rows for r in sizes.collect()) == 25_000  # Spark reads the setting when the job runs
+    assert spark.conf.get(key) == before
+    assert max(r.rows for r in sizes.collect()) == int(before)
