@@ -84,7 +84,7 @@ def run(
     prepared = prepare(data, label, estimator, task, metric, seed, test_fraction, exclude, cv_folds)
     searched = parse_space(space, SKLEARN_SPACES[estimator])
     check_sklearn_space(searched, prepared.pipeline[ESTIMATOR_STEP])
-    cv = _search_cv(prepared, searched, search, grid_points, n_iter, cv_folds, seed)
+    cv = search_cv(prepared, searched, search, grid_points, n_iter, cv_folds, seed)
 
     with tracked_run(settings, run_name=f"tune_joblib-{estimator}") as active:
         log_new_params(
@@ -121,7 +121,7 @@ def run(
         return refit_best(active, prepared, best, model_name)
 
 
-def _search_cv(prepared, searched, search: str, grid_points: int, n_iter: int, folds: int, seed: int):
+def search_cv(prepared, searched, search: str, grid_points: int, n_iter: int, folds: int, seed: int):
     from sklearn.model_selection import GridSearchCV, KFold, RandomizedSearchCV, StratifiedKFold
 
     splitter = StratifiedKFold if prepared.labeled.task == CLASSIFICATION else KFold
