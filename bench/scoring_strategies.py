@@ -117,7 +117,7 @@ def run_shape(bench: Bench, shape: Shape, results: dict) -> None:
         udf_sample = sample.limit(n_udf).repartition(2).cache()  # both cores, and no limit in the timed plan
         udf_sample.count()
         paths = [
-            (f"per-row UDF ({n_udf // 1000}k-row sample)", baselines.per_row_udf(spark, model, features), n_udf),
+            ("per-row UDF (on a sample, see below)", baselines.per_row_udf(spark, model, features), n_udf),
             ("seed 000 grouped collect_list", baselines.seed000_collect_list(spark, model, features, shape.rows), 0),
             ("seed 001 applyInPandas", baselines.seed001_apply_in_pandas(spark, model, features), 0),
             ("mapInPandas (model once per task)", baselines.map_in_pandas(spark, model, features), 0),
@@ -197,6 +197,7 @@ def main(argv=None) -> None:
     spark.stop()
     shutil.rmtree(folder, ignore_errors=True)
     _print(results, scaling)
+    print(f"\nper-row UDF timed on a sample: {udf_rows:,} rows (LR), {udf_rows_forest:,} rows (RF100)")
 
 
 def _print(results: dict[str, dict[str, float]], scaling: list[list[object]]) -> None:
