@@ -135,6 +135,8 @@ def run(
     _require_trained(table, fallback_row, fallback, rows_missing_group)
 
     with tracked_run(settings, run_name=f"train_per_group-{estimator}") as active:
+        if rows_missing_group:
+            _logger.warning("left out %d row(s) whose group %r is missing", rows_missing_group, group)
         log_new_params(
             {
                 "data": data,

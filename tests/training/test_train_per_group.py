@@ -124,10 +124,17 @@ def _loads_in_this_worker(batches):
         yield pd.DataFrame({"pid": [os.getpid()], "loaded": [group_models_loaded()]})
 
 
-def _small_fleet(tmp_path: Path) -> Path:
-    """8 devices numbered 0..7 (an integer group column), 60 readings each, all trainable."""
+def _small_fleet(tmp_path: Path, gaps: bool = False) -> Path:
+    """8 devices numbered 0..7 (an integer group column), 60 readings each, all trainable. With `gaps`, 5 more
+    readings without a device and 3 readings without a label."""
     fleet = generate(devices=8, rows_per_device=60, seed=11, edge_cases=False)
     fleet["device"] = fleet.pop("device_id").str.removeprefix("dev-").astype("int64")
+    if gaps:
+        fleet["device"] = fleet["device"].astype("Int64")
+        fleet["failure"] = fleet["failure"].astype("Int64")
+        fleet.loc[[0, 70, 130], "failure"] = pd.NA
+        orphans = fleet.head(5).assign(device=pd.array([pd.NA] * 5, dtype="Int64"))
+        fleet = pd.concat([fleet, orphans], ignore_index=True)
     path = tmp_path / "fleet.parquet"
     fleet.to_parquet(path, index=False)
     return path
@@ -137,7 +144,7 @@ def test_a_declared_fallback_scores_unseen_and_missing_groups(spark, settings, c
     result = run(
         spark,
         settings,
-        data=str(_small_fleet(tmp_path)),
+        data=str(_small_fleet(tmp_path, gaps=True)),
         label="failure",
         group="device",
         estimator="logistic_regression",
@@ -147,11 +154,13 @@ def test_a_declared_fallback_scores_unseen_and_missing_groups(spark, settings, c
         model_name="fleet",
     )
     assert result.trained == [str(i) for i in range(8)] and result.skipped == {}
-    assert "fallback_accuracy" in client.get_run(result.run_id).data.metrics
+    metrics = client.get_run(result.run_id).data.metrics
+    assert "fallback_accuracy" in metrics
+    assert (metrics["n_rows"], metrics["n_rows_missing_group"], metrics["n_rows_missing_label"]) == (480, 5, 3)
     models, fallback = _group_models("models:/fleet/1")
     assert fallback is not None and sorted(models) == [str(i) for i in range(8)]
 
-    fleet = pd.read_parquet(tmp_path / "fleet.parquet").drop(columns=["failure"])
+    fleet = pd.read_parquet(tmp_path / "fleet.parquet").dropna().astype({"device": "int64"}).drop(columns="failure")
     new = fleet[fleet["device"] == 3].head(10).copy()
     new["device"] = 99  # a device installed after training
     rows = pd.concat([fleet[fleet["device"] == 3].head(10), new], ignore_index=True)
