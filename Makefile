@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python -m bench.mllib_logging
 	$(BIN)/python -m bench.mllib_scoring
 	$(BIN)/python -m bench.stream_scoring
+	$(BIN)/python -m bench.per_group_training
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns output spark-warehouse
