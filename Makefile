@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python -m bench.mllib_scoring
 	$(BIN)/python -m bench.stream_scoring
 	$(BIN)/python -m bench.per_group_training
+	$(BIN)/python -m bench.tuning_parallelism
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns output spark-warehouse
