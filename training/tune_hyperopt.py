@@ -25,7 +25,7 @@ from lifecycle.datasets import DEFAULT_LABEL
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
-from lifecycle.tracking import log_dataset, log_new_params, tracked_run
+from lifecycle.tracking import log_new_params, tracked_run
 from training._trial import CrossValidatedObjective
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS
 from training.search_space import (
@@ -110,28 +110,15 @@ def run(
     check_sklearn_space(search, prepared.pipeline[ESTIMATOR_STEP])
 
     with tracked_run(settings, run_name=f"tune_hyperopt-{estimator}") as active:
-        log_new_params(
+        prepared.log_setup(
             {
-                "data": data,
-                "label": label,
-                "estimator": estimator,
-                "task": task,
-                "resolved_task": prepared.labeled.task,
-                "metric": prepared.metric.name,
                 "space": describe(search),
                 "max_evals": max_evals,
                 "parallelism": parallelism,
                 "timeout": timeout,
                 "trials_backend": SPARK_TRIALS if backend == "hyperopt" else OPTUNA_STUDY,
-                "cv_folds": cv_folds,
-                "seed": seed,
-                "test_fraction": test_fraction,
-                "exclude": ",".join(exclude),
-                "n_rows_train": len(prepared.X_train),
-                "n_rows_test": len(prepared.X_test),
             }
         )
-        log_dataset(prepared.table.to_mlflow_dataset(targets=label), context="training")
         data_ref = spark.sparkContext.broadcast((prepared.X_train, prepared.y_train))
         objective = CrossValidatedObjective(
             prepared.pipeline, data_ref, search, prepared.metric.scorer, prepared.metric.negated,

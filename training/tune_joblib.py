@@ -21,7 +21,7 @@ from lifecycle.datasets import DEFAULT_LABEL
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
-from lifecycle.tracking import log_dataset, log_new_params, tracked_run
+from lifecycle.tracking import log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS
 from training.search_space import SKLEARN_SPACES, check_sklearn_space, describe, parse_space, to_distributions, to_grid
 from training.tasks import CLASSIFICATION, TrainResult
@@ -87,27 +87,9 @@ def run(
     cv = search_cv(prepared, searched, search, grid_points, n_iter, cv_folds, seed)
 
     with tracked_run(settings, run_name=f"tune_joblib-{estimator}") as active:
-        log_new_params(
-            {
-                "data": data,
-                "label": label,
-                "estimator": estimator,
-                "task": task,
-                "resolved_task": prepared.labeled.task,
-                "search": search,
-                "space": describe(searched),
-                "n_candidates": _candidate_count(cv),
-                "n_jobs": n_jobs,
-                "metric": prepared.metric.name,
-                "cv_folds": cv_folds,
-                "seed": seed,
-                "test_fraction": test_fraction,
-                "exclude": ",".join(exclude),
-                "n_rows_train": len(prepared.X_train),
-                "n_rows_test": len(prepared.X_test),
-            }
+        prepared.log_setup(
+            {"search": search, "space": describe(searched), "n_candidates": _candidate_count(cv), "n_jobs": n_jobs}
         )
-        log_dataset(prepared.table.to_mlflow_dataset(targets=label), context="training")
         fit_on_spark(cv, prepared.X_train, prepared.y_train, n_jobs)
         results = cv_results_table(cv, prepared.metric.negated)
         mlflow.log_table(results, artifact_file="tuning/cv_results.json")

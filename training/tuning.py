@@ -19,6 +19,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from lifecycle.datasets import Table, load_table
 from lifecycle.errors import UserInputError
+from lifecycle.tracking import log_dataset, log_new_params
 from training.estimators import ESTIMATOR_STEP, build_pipeline
 from training.evaluation import GREATER_IS_BETTER
 from training.tasks import CLASSIFICATION, LabeledData, TrainResult, check_test_fraction, split_features
@@ -61,6 +62,19 @@ class TuningData:
     y_test: pd.Series
     pipeline: Any  # the unfitted pipeline with the estimator's defaults; trials set the searched parameters
     metric: TuningMetric
+    request: dict[str, Any]  # what the user asked for, as logged: data, label, estimator, task, seed, ...
+
+    def log_setup(self, extra: dict[str, Any]) -> None:
+        """Log the request, what was resolved from it, and the job's own settings (`extra`) into the active run,
+        plus the training data as the run's dataset."""
+        resolved = {
+            "resolved_task": self.labeled.task,
+            "metric": self.metric.name,
+            "n_rows_train": len(self.X_train),
+            "n_rows_test": len(self.X_test),
+        }
+        log_new_params(self.request | resolved | extra)
+        log_dataset(self.table.to_mlflow_dataset(targets=self.request["label"]), context="training")
 
 
 def prepare(
@@ -88,7 +102,17 @@ def prepare(
             f"cv_folds={cv_folds} needs every class of {label!r} at least {cv_folds} times in the training split; "
             f"the rarest has {y_train.value_counts().min()}"
         )
-    return TuningData(table, labeled, X_train, X_test, y_train, y_test, pipeline, chosen)
+    request = {
+        "data": data,
+        "label": label,
+        "estimator": estimator,
+        "task": task,
+        "cv_folds": cv_folds,
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "exclude": ",".join(exclude),
+    }
+    return TuningData(table, labeled, X_train, X_test, y_train, y_test, pipeline, chosen, request)
 
 
 def resolve_metric(task: str, metric: str | None, n_classes: int = 2) -> TuningMetric:
