@@ -8,7 +8,9 @@ on the same generated fleet, side by side in one run.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import time
 
 from threadpoolctl import threadpool_limits
 
@@ -32,12 +34,33 @@ def _loop_one_thread(fleet, plan: GroupTrainingPlan) -> list[dict]:
         return _loop(fleet, plan)
 
 
+def _spin(_=None) -> float:
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - started
+
+
+def parallel_ceiling() -> float:
+    """What two busy processes get done vs one, now: the most any 2-way parallelism can gain on this machine
+    while other work shares its cores."""
+    one = _spin()
+    # fork: the children start with this module loaded, so the clock measures the loops, not imports.
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        started = time.perf_counter()
+        pool.map(_spin, [None, None], chunksize=1)
+        two = time.perf_counter() - started
+    return 2 * one / two
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="per_group_training", description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=200)
     parser.add_argument("--rows-per-device", type=int, default=200)
     args = parser.parse_args(argv)
 
+    load_before, ceiling_before = os.getloadavg()[0], parallel_ceiling()  # before the JVM exists
     settings = bench_settings(workdir())
     spark = build_spark(settings, app_name="bench-per-group")
     cores = spark.sparkContext.defaultParallelism
@@ -45,7 +68,6 @@ def main(argv=None) -> None:
     df = spark.createDataFrame(fleet).cache()
     df.count()
 
-    load_before = os.getloadavg()[0]
     rows = []
     for estimator in ESTIMATORS:
         plan = GroupTrainingPlan(GROUP, LABEL, "classification", estimator, 42, 0.2, 50)
@@ -70,8 +92,9 @@ def main(argv=None) -> None:
         rows,
     )
     # The ratio needs the cores free: on a machine shared with other jobs, parallel work gains little.
-    load_after = os.getloadavg()[0]
+    load_after, ceiling_after = os.getloadavg()[0], parallel_ceiling()
     print(f"load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} on {os.cpu_count()} cores")
+    print(f"parallel ceiling (two busy processes vs one) before / after: {ceiling_before:.2f}x / {ceiling_after:.2f}x")
     spark.stop()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,7 +98,9 @@ def _fit(labeled: pd.DataFrame, plan: GroupTrainingPlan, outcome: dict) -> dict:
     pipeline.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started
     metrics = evaluate(pipeline, X_test, y_test, plan.task)
-    blob = sio.dumps(pipeline)
+    # Deflated: a 100-tree forest is 2.6 MB stored, 0.2 MB deflated, for the same dump time; every blob
+    # crosses Arrow, the JVM and the driver.
+    blob = sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
     return {
         **outcome,
         "status": TRAINED,

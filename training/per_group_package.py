@@ -63,6 +63,8 @@ def log_per_group_model(
             input_example=example,
             pip_requirements=pinned_requirements(),
             registered_model_name=registered_model_name,
+            # In the MLmodel file, so a scorer can tell a routing model and its group column without loading it.
+            metadata={"per_group": {"group_column": group, "groups": len(groups), "fallback": fallback is not None}},
         )
 
 

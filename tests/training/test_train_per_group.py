@@ -77,6 +77,7 @@ def test_one_model_per_device_routed_by_one_registered_model_and_scored_by_score
 
     info = mlflow.models.get_model_info("models:/devices/1")
     assert info.signature.inputs.input_names()[0] == "device_id"
+    assert info.metadata["per_group"] == {"group_column": "device_id", "groups": 47, "fallback": False}
     assert client.get_model_version("devices", "1").tags["group_column"] == "device_id"
 
     # The routing model answers each row exactly as that device's own model does.
