@@ -66,6 +66,14 @@ def log_dataset(dataset, context: str) -> None:
         mlflow.log_input(dataset, context=context)
 
 
+def spark_dataset(df, data: str, source: str, label: str):
+    """A Spark table as an MLflow dataset: a path is logged as its path; a bundled set by its name, with a digest
+    of its content."""
+    if source == data:
+        return mlflow.data.from_spark(df, path=data, targets=label)
+    return mlflow.data.from_spark(df, name=data, targets=label)
+
+
 def _tag_git_commit(run: mlflow.ActiveRun) -> None:
     """MLflow tags the commit under `mlflow run`; direct `python -m` runs get the same tag here."""
     if "mlflow.source.git.commit" in run.data.tags:

@@ -28,7 +28,7 @@ from lifecycle.datasets import load_spark_table
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
-from lifecycle.tracking import log_dataset, log_new_params, tracked_run
+from lifecycle.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training import plots
 from training.mllib_evaluation import evaluator_for, feature_importances, held_out_metrics, plot_sample
 from training.mllib_features import TitleAgeImputer
@@ -136,7 +136,7 @@ def run(
                 "n_rows_missing_label": job.rows_missing_label,
             }
         )
-        log_dataset(mllib_dataset(job.df, data, job.source, label), context="training")
+        log_dataset(spark_dataset(job.df, data, job.source, label), context="training")
 
         if cv_folds >= 2:
             model, best_params = _cross_validate(
@@ -336,13 +336,6 @@ def _log_test_split(test: DataFrame, features: list[str], label: str) -> None:
         folder = Path(tmp) / "test.parquet"
         test.select(*features, label).write.parquet(str(folder))
         mlflow.log_artifacts(str(folder.parent), artifact_path="data")
-
-
-def mllib_dataset(df: DataFrame, data: str, source: str, label: str):
-    """Paths are logged as paths; a bundled set as code (its loader) with a digest of its content."""
-    if source == data:
-        return mlflow.data.from_spark(df, path=data, targets=label)
-    return mlflow.data.from_spark(df, name=data, targets=label)
 
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:

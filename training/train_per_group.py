@@ -23,7 +23,7 @@ from lifecycle.datasets import load_spark_table
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
-from lifecycle.tracking import log_dataset, log_new_params, tracked_run
+from lifecycle.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training._per_group_executor import FALLBACK_FLAG, RESULT_SCHEMA, TRAINED, GroupTrainingPlan, group_trainer
 from training.estimators import ESTIMATORS, build_estimator
 from training.per_group_package import log_per_group_model
@@ -154,7 +154,7 @@ def run(
                 "features": ",".join(features),
             }
         )
-        log_dataset(_dataset(df, data, source, label), context="training")
+        log_dataset(spark_dataset(df, data, source, label), context="training")
         metrics = summary_metrics(table, resolved_task, rows_missing_group)
         if fallback_row is not None:
             metrics.update({f"fallback_{k}": v for k, v in json.loads(fallback_row["metrics"]).items()})
@@ -275,13 +275,6 @@ def _resolve_task(df: DataFrame, label: str, task: str) -> str:
     if values.empty:
         raise UserInputError(f"label column {label!r} has no values")
     return infer_task(values)
-
-
-def _dataset(df: DataFrame, data: str, source: str, label: str):
-    """Paths are logged as paths; a bundled set as code (its loader) with a digest of its content."""
-    if source == data:
-        return mlflow.data.from_spark(df, path=data, targets=label)
-    return mlflow.data.from_spark(df, name=data, targets=label)
 
 
 def main(argv: Sequence[str] | None = None) -> PerGroupResult:

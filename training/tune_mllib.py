@@ -16,10 +16,10 @@ from pyspark.sql import SparkSession
 
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
-from lifecycle.tracking import log_dataset, log_new_params, tracked_run
+from lifecycle.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training.search_space import MLLIB_SPACES, Space, cast_point, check_mllib_space, describe, parse_space
 from training.tasks import TrainResult, check_test_fraction
-from training.train_mllib import MllibJob, log_fitted_mllib, mllib_dataset, prepare_mllib
+from training.train_mllib import MllibJob, log_fitted_mllib, prepare_mllib
 from training.tune_hyperopt import SEQUENTIAL_TRIALS, check_budget, minimize
 from training.tuning import TuningMetric
 
@@ -87,7 +87,7 @@ def run(
                 "features": ",".join(job.plan.raw_features),
             }
         )
-        log_dataset(mllib_dataset(job.df, data, job.source, label), context="training")
+        log_dataset(spark_dataset(job.df, data, job.source, label), context="training")
         objective = _ValidationObjective(job, search, metric_, seed)
         try:
             best = minimize(objective, search, metric_, Trials(), max_evals, seed)
