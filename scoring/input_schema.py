@@ -41,15 +41,20 @@ def require_named_signature(signature: ModelSignature | None, model_label: str) 
 @dataclass(frozen=True)
 class FeatureBinding:
     features: list[str]  # the signature's input columns, in the signature's order
-    passthrough: list[str]  # every other input column (ids), in input order
+    passthrough: list[str]  # every other input column (ids), in input order, plus features kept in the output
     feature_columns: list[Column]  # each input column cast to its signature type, by name
 
     def select(self, df: DataFrame) -> DataFrame:
-        return df.select(*[F.col(c) for c in self.passthrough], *self.feature_columns)
+        """Pass-through columns, then the features; a feature kept in the output is selected once (cast)."""
+        kept = set(self.features)
+        return df.select(*[F.col(c) for c in self.passthrough if c not in kept], *self.feature_columns)
 
 
-def bind_features(df: DataFrame, signature: ModelSignature | None, model_label: str) -> FeatureBinding:
-    """Check every signature column against `df`; report all problems at once, naming column and types."""
+def bind_features(
+    df: DataFrame, signature: ModelSignature | None, model_label: str, keep: tuple[str, ...] = ()
+) -> FeatureBinding:
+    """Check every signature column against `df`; report all problems at once, naming column and types.
+    `keep`: features that also go to the output (a per-group model's group column identifies its rows)."""
     require_named_signature(signature, model_label)
     fields = {f.name: f.dataType for f in df.schema.fields}
     problems, casts = [], []
@@ -68,7 +73,7 @@ def bind_features(df: DataFrame, signature: ModelSignature | None, model_label: 
     if problems:
         raise UserInputError(f"input does not match the signature of model {model_label}: " + "; ".join(problems))
     features = signature.inputs.input_names()
-    passthrough = [name for name in df.columns if name not in set(features)]
+    passthrough = [name for name in df.columns if name not in set(features) or name in keep]
     return FeatureBinding(features, passthrough, casts)
 
 

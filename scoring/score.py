@@ -27,6 +27,7 @@ from lifecycle.errors import UserInputError
 from registry.resolve import ResolvedModel, resolve_model_uri
 from scoring._executor import score_struct_arrays
 from scoring.input_schema import FeatureBinding, bind_features, expand_features_column, require_named_signature
+from scoring.per_group_guard import check_groups_known, group_column
 from scoring.plan import plan_python_scoring
 from scoring.spark_flavor import load_pipeline, transform_scored
 from scoring.strategies import check_strategy, python_strategy, score_in_python, spark_model_strategy
@@ -71,7 +72,8 @@ def score_resolved(
     if features_column:
         names = require_named_signature(info.signature, resolved.label).inputs.input_names()
         df = expand_features_column(df, features_column, names)
-    binding = bind_features(df, info.signature, resolved.label)
+    routed_by = group_column(info.metadata)
+    binding = bind_features(df, info.signature, resolved.label, keep=(routed_by,) if routed_by else ())
     clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
     if clash:
         raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
@@ -94,6 +96,8 @@ def score_resolved(
             [selected.schema[name].dataType for name in binding.features],
             prediction_type,
         )
+        if routed_by:
+            check_groups_known(selected, info.metadata, planned.model_dir, resolved.label)
         path = python_strategy(strategy)
         scored = score_in_python(spark, path, selected, planned.plan, resolved.load_uri)
         flavor, size, batch_rows = planned.plan.flavor, planned.size_bytes, planned.plan.chunk_rows

@@ -86,18 +86,28 @@ class PerGroupModel(mlflow.pyfunc.PythonModel):
     def _check_seen(self, keys: list[str | None], codes: np.ndarray) -> None:
         if self.fallback is not None:
             return
-        unseen = [key for key in keys if key not in self.models]
+        unseen = [key for key in keys if key is not None and key not in self.models]
         missing = int((codes < 0).sum())
-        if not unseen and not missing:
-            return
-        problems = []
-        if unseen:
-            shown = ", ".join(repr(k) for k in sorted(unseen)[:_SHOWN_UNSEEN])
-            more = f" (and {len(unseen) - _SHOWN_UNSEEN} more)" if len(unseen) > _SHOWN_UNSEEN else ""
-            problems.append(f"{len(unseen)} {self.group_column} value(s) unseen in training: {shown}{more}")
-        if missing:
-            problems.append(f"{missing} row(s) without a {self.group_column}")
-        raise UnseenGroupError(
-            "; ".join(problems) + f". This per-group model has no fallback: score only the {len(self.models)} "
-            "trained groups, or retrain with fallback=global to score the others with a model of all groups"
-        )
+        if unseen or missing:
+            raise UnseenGroupError(unseen_groups_message(self.group_column, unseen, missing, len(self.models)))
+
+
+def unseen_groups_message(group_column: str, unseen: list[str], missing: int, trained: int) -> str:
+    """What a user reads when rows belong to no trained group: the values, how many rows lack one, what to do."""
+    problems = []
+    if unseen:
+        shown = ", ".join(repr(k) for k in sorted(unseen)[:_SHOWN_UNSEEN])
+        more = f" (and {len(unseen) - _SHOWN_UNSEEN} more)" if len(unseen) > _SHOWN_UNSEEN else ""
+        problems.append(f"{len(unseen)} {group_column} value(s) unseen in training: {shown}{more}")
+    if missing:
+        problems.append(f"{missing} row(s) without a {group_column}")
+    return (
+        "; ".join(problems) + f". This per-group model has no fallback: score only the {trained} "
+        "trained groups, or retrain with fallback=global to score the others with a model of all groups"
+    )
+
+
+def read_manifest(model_dir: Path) -> dict:
+    """The manifest inside a downloaded per-group model (wherever pyfunc put its artifacts folder)."""
+    (path,) = Path(model_dir).rglob(f"{ARTIFACT}/{MANIFEST}")
+    return json.loads(path.read_text())

@@ -108,6 +108,17 @@ def test_one_model_per_device_routed_by_one_registered_model_and_scored_by_score
     out = pd.read_parquet(tmp_path / "scored").sort_values("reading_id", ignore_index=True)
     np.testing.assert_array_equal(out["prediction"], predicted)
     assert (out["model_version"] == "1").all()
+    # The group column routes the rows and also identifies them in the output.
+    assert list(out.columns) == ["device_id", "reading_id", "prediction", "model_name", "model_version"]
+    assert (out["device_id"].to_numpy() == known["device_id"].to_numpy()).all()
+
+    # score_batch checks the input's devices on the driver: one clear error, nothing written.
+    unseen_input = tmp_path / "unseen.parquet"
+    fleet[fleet["device_id"].isin(["dev-0001", "dev-0048"])].drop(columns=["failure"]).to_parquet(unseen_input)
+    message = r"model devices v1: 1 device_id value\(s\) unseen in training: 'dev-0048'.*no fallback"
+    with pytest.raises(UserInputError, match=message):
+        score_batch(spark, settings, "models:/devices/1", str(unseen_input), str(tmp_path / "refused"))
+    assert not (tmp_path / "refused").exists()
     loads = (
         spark.range(0, 16, numPartitions=8)
         .mapInPandas(_loads_in_this_worker, "pid long, loaded long")
