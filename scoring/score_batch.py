@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import mlflow
 from pyspark.sql import SparkSession
 
-from lifecycle.cli import boolean, run_cli
+from lifecycle.cli import boolean, optional_str, run_cli
 from lifecycle.datasets import read_spark_table
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
@@ -51,6 +51,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--input-format", default="auto", choices=["auto", "parquet", "csv", "json"])
     parser.add_argument("--overwrite", type=boolean, default=False, help="replace an existing output (atomically)")
     parser.add_argument("--strategy", default="auto", help=f"scoring path: {', '.join(STRATEGIES)}")
+    parser.add_argument(
+        "--features-column",
+        type=optional_str,
+        default=None,
+        help="one array / MLlib vector column holding the features in the signature's order (wide models)",
+    )
     return parser.parse_args(argv)
 
 
@@ -150,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> BatchResult:
         args.overwrite,
         args.input_format,
         strategy=args.strategy,
+        features_column=args.features_column,
     )
     print(
         f"scored {result.rows_in} rows in, {result.rows_out} rows out with {result.model.label} "
