@@ -183,7 +183,7 @@ def test_tuning_entry_points_log_trials_as_child_runs_of_the_mlflow_run(settings
     space = '{"C": {"low": 0.01, "high": 10, "log": true}}'
     params = {"estimator": "logistic_regression", "space": space, "max_evals": 4, "model_name": "tuned"}
     stdout = _ok(run_entry_point("tune_hyperopt", params, tmp_path, settings.tracking_uri))
-    assert "registered tuned version 1" in stdout and "best parameters: {\"C\": " in stdout
+    assert "registered tuned version 1" in stdout and 'best parameters: {"C": ' in stdout
 
     params = {"estimator": "logistic_regression", "space": '{"C": [0.1, 1.0]}', "n_jobs": 2, "top_k": 2}
     _ok(run_entry_point("tune_joblib", params, tmp_path, settings.tracking_uri))

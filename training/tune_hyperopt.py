@@ -26,7 +26,6 @@ from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
 from lifecycle.tracking import log_new_params, tracked_run
-from training._trial import CrossValidatedObjective
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS
 from training.search_space import (
     SKLEARN_SPACES,
@@ -120,10 +119,7 @@ def run(
             }
         )
         data_ref = spark.sparkContext.broadcast((prepared.X_train, prepared.y_train))
-        objective = CrossValidatedObjective(
-            prepared.pipeline, data_ref, search, prepared.metric.scorer, prepared.metric.negated,
-            prepared.metric.greater_is_better, cv_folds, seed,
-        )  # fmt: skip
+        objective = prepared.objective(data_ref, search, seed)
         try:
             if backend == "optuna":
                 best = minimize_with_optuna(objective, search, max_evals, parallelism, timeout, seed)
@@ -310,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> TrainResult:
         cv_folds=args.cv_folds, seed=args.seed, test_fraction=args.test_fraction, exclude=comma_list(args.exclude),
         model_name=args.model_name,
     )  # fmt: skip
+    if args.library == "mllib" and args.backend != "hyperopt":
+        raise UserInputError(f"backend={args.backend!r} tunes scikit-learn estimators; MLlib pipelines use Hyperopt")
     spark = build_spark(settings, app_name=f"tune_hyperopt-{args.estimator}")
     if args.library == "mllib":
         from training.tune_mllib import run as run_mllib

@@ -64,6 +64,16 @@ class TuningData:
     metric: TuningMetric
     request: dict[str, Any]  # what the user asked for, as logged: data, label, estimator, task, seed, ...
 
+    def objective(self, data: Any, space, seed: int):
+        """The cross-validated trial for `space`; `data` is a Broadcast of (X_train, y_train), or the pair itself."""
+        from training._trial import CrossValidatedObjective
+
+        m = self.metric
+        folds = self.request["cv_folds"]
+        return CrossValidatedObjective(
+            self.pipeline, data, space, m.scorer, m.negated, m.greater_is_better, folds, seed
+        )
+
     def log_setup(self, extra: dict[str, Any]) -> None:
         """Log the request, what was resolved from it, and the job's own settings (`extra`) into the active run,
         plus the training data as the run's dataset."""

@@ -148,3 +148,10 @@ def test_optuna_backend_nests_its_study_and_trials_under_the_tuning_run(spark, s
 def test_an_unknown_backend_is_refused(spark, settings):
     with pytest.raises(UserInputError, match="backend must be one of hyperopt, optuna, got 'ray'"):
         run(spark, settings, data="breast_cancer", estimator="logistic_regression", backend="ray")
+
+
+def test_mllib_tuning_with_the_optuna_backend_is_refused_before_spark_starts():
+    from training.tune_hyperopt import main
+
+    with pytest.raises(UserInputError, match="backend='optuna' tunes scikit-learn estimators; MLlib pipelines use"):
+        main(["--library", "mllib", "--backend", "optuna", "--data", "penguins", "--label", "body_mass_g"])
