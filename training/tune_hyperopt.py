@@ -97,7 +97,7 @@ def run(
 ) -> TrainResult:
     """Tune a scikit-learn estimator with SparkTrials (or Optuna's MlflowSparkStudy); everything is validated
     before a trial or a run starts."""
-    from hyperopt import SparkTrials
+    from hyperopt import SparkTrials, Trials
 
     if backend not in BACKENDS:
         raise UserInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -115,7 +115,7 @@ def run(
                 "max_evals": max_evals,
                 "parallelism": parallelism,
                 "timeout": timeout,
-                "trials_backend": SPARK_TRIALS if backend == "hyperopt" else OPTUNA_STUDY,
+                "trials_backend": _trials_backend(backend, parallelism),
             }
         )
         data_ref = spark.sparkContext.broadcast((prepared.X_train, prepared.y_train))
@@ -124,11 +124,23 @@ def run(
             if backend == "optuna":
                 best = minimize_with_optuna(objective, search, max_evals, parallelism, timeout, seed)
             else:
-                trials = SparkTrials(parallelism=parallelism, timeout=timeout or None, spark_session=spark)
+                # One at a time gains nothing from Spark and would pay its per-trial cost (README: when parallel
+                # trials pay off), so parallelism=1 runs Hyperopt's own sequential Trials on the driver.
+                trials = (
+                    SparkTrials(parallelism=parallelism, timeout=timeout or None, spark_session=spark)
+                    if parallelism > 1
+                    else Trials()
+                )
                 best = minimize(objective, search, prepared.metric, trials, max_evals, seed)
         finally:
             data_ref.destroy()
         return refit_best(active, prepared, best, model_name)
+
+
+def _trials_backend(backend: str, parallelism: int) -> str:
+    if backend == "optuna":
+        return OPTUNA_STUDY
+    return SPARK_TRIALS if parallelism > 1 else SEQUENTIAL_TRIALS
 
 
 def minimize(objective, search: Space, metric: TuningMetric, trials, max_evals: int, seed: int) -> dict:

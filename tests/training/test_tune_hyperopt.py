@@ -155,3 +155,12 @@ def test_mllib_tuning_with_the_optuna_backend_is_refused_before_spark_starts():
 
     with pytest.raises(UserInputError, match="backend='optuna' tunes scikit-learn estimators; MLlib pipelines use"):
         main(["--library", "mllib", "--backend", "optuna", "--data", "penguins", "--label", "body_mass_g"])
+
+
+def test_parallelism_one_runs_sequential_trials_on_the_driver(spark, settings, client):
+    result = run(
+        spark, settings, data="wine", estimator="logistic_regression", space=C_SPACE, max_evals=3, parallelism=1
+    )
+    assert client.get_run(result.run_id).data.params["trials_backend"] == "Trials"
+    children = _children(client, result.run_id)
+    assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
