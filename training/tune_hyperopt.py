@@ -26,14 +26,10 @@ from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
 from lifecycle.tracking import log_new_params, tracked_run
-from training.estimators import ESTIMATOR_STEP, ESTIMATORS
 from training.search_space import (
-    SKLEARN_SPACES,
     Space,
     cast_point,
-    check_sklearn_space,
     describe,
-    parse_space,
     to_hyperopt,
 )
 from training.tasks import TrainResult
@@ -102,11 +98,8 @@ def run(
     if backend not in BACKENDS:
         raise UserInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     check_budget(max_evals, parallelism, timeout)
-    if estimator not in ESTIMATORS:
-        raise UserInputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
-    prepared = prepare(data, label, estimator, task, metric, seed, test_fraction, exclude, cv_folds)
-    search = parse_space(space, SKLEARN_SPACES[estimator])
-    check_sklearn_space(search, prepared.pipeline[ESTIMATOR_STEP])
+    prepared = prepare(data, label, estimator, task, metric, seed, test_fraction, exclude, cv_folds, space)
+    search = prepared.space
 
     with tracked_run(settings, run_name=f"tune_hyperopt-{estimator}") as active:
         prepared.log_setup(

@@ -23,7 +23,7 @@ from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
 from lifecycle.tracking import log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS
-from training.search_space import SKLEARN_SPACES, check_sklearn_space, describe, parse_space, to_distributions, to_grid
+from training.search_space import describe, to_distributions, to_grid
 from training.tasks import CLASSIFICATION, TrainResult
 from training.tuning import TrialRuns, prepare, refit_best
 
@@ -79,11 +79,8 @@ def run(
     for name, (value, least) in minimums.items():
         if value < least:
             raise UserInputError(f"{name} must be at least {least}, got {value}")
-    if estimator not in ESTIMATORS:
-        raise UserInputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
-    prepared = prepare(data, label, estimator, task, metric, seed, test_fraction, exclude, cv_folds)
-    searched = parse_space(space, SKLEARN_SPACES[estimator])
-    check_sklearn_space(searched, prepared.pipeline[ESTIMATOR_STEP])
+    prepared = prepare(data, label, estimator, task, metric, seed, test_fraction, exclude, cv_folds, space)
+    searched = prepared.space
     cv = search_cv(prepared, searched, search, grid_points, n_iter, cv_folds, seed)
 
     with tracked_run(settings, run_name=f"tune_joblib-{estimator}") as active:

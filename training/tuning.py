@@ -22,6 +22,7 @@ from lifecycle.errors import UserInputError
 from lifecycle.tracking import log_dataset, log_new_params
 from training.estimators import ESTIMATOR_STEP, build_pipeline
 from training.evaluation import GREATER_IS_BETTER
+from training.search_space import SKLEARN_SPACES, Space, check_sklearn_space, parse_space
 from training.tasks import CLASSIFICATION, LabeledData, TrainResult, check_test_fraction, split_features
 from training.train_sklearn import fit_and_log, split_train_test
 
@@ -63,6 +64,7 @@ class TuningData:
     pipeline: Any  # the unfitted pipeline with the estimator's defaults; trials set the searched parameters
     metric: TuningMetric
     request: dict[str, Any]  # what the user asked for, as logged: data, label, estimator, task, seed, ...
+    space: Space  # the search space, checked against the estimator
 
     def objective(self, data: Any, space, seed: int):
         """The cross-validated trial for `space`; `data` is a Broadcast of (X_train, y_train), or the pair itself."""
@@ -97,14 +99,18 @@ def prepare(
     test_fraction: float,
     exclude: Sequence[str],
     cv_folds: int,
+    space: str | dict | None = None,
 ) -> TuningData:
-    """Load, split and check everything a tuning job needs before any Spark job or run starts."""
+    """Load, split and check everything a tuning job needs before any Spark job or run starts: the data, the
+    estimator, the metric, and the search space (`space`, or the estimator's default) against the estimator."""
     check_test_fraction(test_fraction)
     if cv_folds < 2:
         raise UserInputError(f"cv_folds must be at least 2, got {cv_folds}")
     table = load_table(data)
     labeled = split_features(table.frame, label, task, list(exclude))
-    pipeline = build_pipeline(estimator, labeled, {}, seed)
+    pipeline = build_pipeline(estimator, labeled, {}, seed)  # refuses an unknown estimator, listing the known
+    search = parse_space(space, SKLEARN_SPACES[estimator])
+    check_sklearn_space(search, pipeline[ESTIMATOR_STEP])
     X_train, X_test, y_train, y_test = split_train_test(labeled, test_fraction, seed)
     chosen = resolve_metric(labeled.task, metric, y_train.nunique())
     if labeled.task == CLASSIFICATION and y_train.value_counts().min() < cv_folds:
@@ -122,7 +128,7 @@ def prepare(
         "test_fraction": test_fraction,
         "exclude": ",".join(exclude),
     }
-    return TuningData(table, labeled, X_train, X_test, y_train, y_test, pipeline, chosen, request)
+    return TuningData(table, labeled, X_train, X_test, y_train, y_test, pipeline, chosen, request, search)
 
 
 def resolve_metric(task: str, metric: str | None, n_classes: int = 2) -> TuningMetric:
