@@ -206,6 +206,7 @@ class HyperoptTrialLogger:
     def __init__(self, trials, search: Space, runs: TrialRuns):
         self._trials = trials
         self._search = search
+        self._hyperopt_space = to_hyperopt(search)  # to turn each trial's recorded indexes back into values
         self._runs = runs
 
     @contextmanager
@@ -261,7 +262,7 @@ class HyperoptTrialLogger:
         from hyperopt import space_eval
 
         vals = {k: v[0] for k, v in trial["misc"]["vals"].items() if v}
-        return cast_point(self._search, space_eval(to_hyperopt(self._search), vals))
+        return cast_point(self._search, space_eval(self._hyperopt_space, vals))
 
 
 class _LoggingBar:
