@@ -6,6 +6,9 @@ counted during the same job with `DataFrame.observe`, so the count costs no extr
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import mlflow
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import StringIndexerModel
@@ -38,7 +41,8 @@ def transform_scored(
     if conditions:
         observation = Observation("unseen_categories")
         counts = [F.sum(F.when(cond, 1).otherwise(0)).alias(f"unseen_{name}") for name, cond in conditions.items()]
-        any_unseen = F.sum(F.when(F.greatest(*[c.cast("int") for c in conditions.values()]) == 1, 1).otherwise(0))
+        # `|` folds any number of conditions; `greatest` refuses fewer than two columns (one string column).
+        any_unseen = F.sum(F.when(functools.reduce(operator.or_, conditions.values()), 1).otherwise(0))
         transformed = transformed.observe(observation, any_unseen.alias(UNSEEN_ROWS), *counts)
     columns = [F.col(c) for c in passthrough] + [F.col("prediction").cast(prediction_type).alias("prediction")]
     if "probability" in transformed.columns:
