@@ -130,3 +130,47 @@ def test_a_strategy_is_ignored_for_an_mllib_model_with_a_log_line(
     np.testing.assert_array_equal(out["prediction"], auto["prediction"])
     with pytest.raises(UserInputError, match="titanic v1 is a Spark MLlib model: .* use score_dataframe"):
         prediction_column(spark, "models:/titanic/production")
+
+
+@pytest.mark.parametrize(
+    ("strings", "unseen"),
+    [
+        ((), {}),
+        (("species",), {"unseen_species": 1}),
+        (("species", "island"), {"unseen_species": 1, "unseen_island": 2}),
+    ],
+    ids=["no-string-column", "one-string-column", "two-string-columns"],
+)
+def test_unseen_categories_are_counted_for_any_number_of_string_columns(
+    spark, settings, client, tmp_path, strings, unseen
+):
+    penguins = load_table("penguins").frame.dropna(subset=["body_mass_g"])
+    frame = penguins[["bill_length_mm", "flipper_length_mm", *strings, "body_mass_g"]]
+    frame.to_parquet(tmp_path / "train.parquet", index=False)
+    trained = train_mllib(
+        spark,
+        settings,
+        data=str(tmp_path / "train.parquet"),
+        label="body_mass_g",
+        task="regression",
+        num_trees=5,
+        model_name="mass",
+    )
+    new = frame.drop(columns="body_mass_g").reset_index(drop=True)
+    new.insert(0, "penguin_id", np.arange(len(new)))
+    if strings:
+        new.loc[0, "species"] = "Emperor"  # never seen in training
+    if "island" in strings:
+        new.loc[[1, 2], "island"] = "Ross"
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+
+    result = score_batch(spark, settings, "models:/mass/1", str(tmp_path / "new.parquet"), str(tmp_path / "out"))
+    assert result.rows_in == result.rows_out == len(new)
+    out = pd.read_parquet(tmp_path / "out").sort_values("penguin_id", ignore_index=True)
+    own = mlflow.spark.load_model(trained.model_uri).transform(spark.read.parquet(str(tmp_path / "new.parquet")))
+    own = own.select("penguin_id", "prediction").toPandas().sort_values("penguin_id", ignore_index=True)
+    np.testing.assert_allclose(out["prediction"], own["prediction"], rtol=1e-12)
+    metrics = client.get_run(result.run_id).data.metrics
+    assert {k: v for k, v in metrics.items() if k.startswith("unseen_")} == (
+        {**unseen, "unseen_category_rows": 3 if len(strings) == 2 else 1} if strings else {}
+    )
