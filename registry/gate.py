@@ -15,7 +15,9 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import EvaluationResult, MetricThreshold
 from mlflow.models.evaluation.validation import ModelValidationFailedException
@@ -80,8 +82,12 @@ def parse_thresholds(text: str | None, task: str) -> dict[str, dict[str, float]]
     return value
 
 
-def evaluation_frame(client, candidate: ModelVersion, data: str | None) -> tuple[pd.DataFrame, str, str]:
-    """(rows, label, task): `data` with the candidate's label, or the test split its training run logged."""
+def evaluation_frame(client, candidate: ModelVersion, data: str | None) -> tuple[pa.Table, str, str]:
+    """(rows, label, task): `data` with the candidate's label, or the test split its training run logged.
+
+    The rows stay an Arrow table with the types they were written with: through pandas an integer column with
+    gaps would turn into floats and a column of nulls would lose its type, and the signature check would refuse
+    the model's own test split."""
     run = client.get_run(candidate.run_id)
     label = run.data.params.get("label")
     task = run.data.params.get("resolved_task") or candidate.tags.get("task")
@@ -91,31 +97,29 @@ def evaluation_frame(client, candidate: ModelVersion, data: str | None) -> tuple
             f"{candidate.run_id}); promote it with force=true and a reason"
         )
     if data:
-        frame = load_table(data).frame
+        table = pa.Table.from_pandas(load_table(data).frame, preserve_index=False)
     else:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 local = mlflow.artifacts.download_artifacts(
                     run_id=candidate.run_id, artifact_path="data/test.parquet", dst_path=tmp
                 )
-                frame = pd.read_parquet(Path(local))
+                table = pq.read_table(Path(local))
         except Exception as exc:
             raise UserInputError(
                 f"version {candidate.version}'s run logged no test split; pass data=<evaluation data>"
             ) from exc
-    if label not in frame.columns:
-        raise UserInputError(f"evaluation data has no label column {label!r}; columns: {', '.join(frame.columns)}")
-    frame = frame[frame[label].notna()]
-    if frame.empty:
+    if label not in table.column_names:
+        raise UserInputError(f"evaluation data has no label column {label!r}; columns: {', '.join(table.column_names)}")
+    table = table.filter(pc.is_valid(table[label]))
+    if table.num_rows == 0:
         raise UserInputError("evaluation data has no labelled rows")
-    return frame, label, task
+    return table, label, task
 
 
-def score_metrics(
-    spark: SparkSession, model: ResolvedModel, frame: pd.DataFrame, label: str, task: str
-) -> dict[str, float]:
-    """The model's metrics on `frame`, scored the way production jobs score (columns bound by signature name)."""
-    scored = score_resolved(spark, spark.createDataFrame(frame), model).frame
+def score_metrics(spark: SparkSession, model: ResolvedModel, rows: pa.Table, label: str, task: str) -> dict[str, float]:
+    """The model's metrics on `rows`, scored the way production jobs score (columns bound by signature name)."""
+    scored = score_resolved(spark, spark.createDataFrame(rows), model).frame
     out = scored.select(label, "prediction", *(["probability"] if "probability" in scored.columns else [])).toPandas()
     if task == REGRESSION:
         return regression_metrics(out[label], out["prediction"])

@@ -121,17 +121,17 @@ def _run_gate(client, settings, name, candidate, data, thresholds, spark) -> Gat
         )
     else:
         champion = None
-    frame, label, task = evaluation_frame(client, candidate, data)
+    rows, label, task = evaluation_frame(client, candidate, data)
     rules = parse_thresholds(thresholds, task)
     session = spark() if callable(spark) else spark or build_spark(settings, app_name="promote-gate")
-    candidate_metrics = score_metrics(session, candidate_model, frame, label, task)
-    champion_metrics = score_metrics(session, champion, frame, label, task) if champion else None
+    candidate_metrics = score_metrics(session, candidate_model, rows, label, task)
+    champion_metrics = score_metrics(session, champion, rows, label, task) if champion else None
     gate = judge(candidate_metrics, champion_metrics, rules)
     if not gate.passed:
         against = f"Production version {champion.model_version}" if champion else "the thresholds"
         raise PromotionRefused(
             f"{name} version {candidate.version} was not promoted: it does not pass the gate against {against} "
-            f"on {len(frame)} rows; nothing was changed.\n{gate.table()}\n" + "\n".join(gate.failures)
+            f"on {rows.num_rows} rows; nothing was changed.\n{gate.table()}\n" + "\n".join(gate.failures)
         )
     return gate
 

@@ -17,7 +17,8 @@ TRAINED, SKIPPED = "trained", "skipped"
 # One row per group. Metrics are JSON because their names depend on the task.
 RESULT_SCHEMA = (
     "fallback boolean, group_key string, status string, reason string, n_rows long, n_rows_missing_label long, "
-    "n_train long, n_test long, metrics string, fit_seconds double, model binary, trusted_types string"
+    "n_train long, n_test long, metrics string, fit_seconds double, model binary, trusted_types string, "
+    "held_out binary"
 )
 
 
@@ -55,7 +56,14 @@ def train_group(frame: pd.DataFrame, plan: GroupTrainingPlan) -> pd.DataFrame:
     fallback = bool(frame[FALLBACK_FLAG].iloc[0])
     key = None if fallback else group_key(frame[plan.group].iloc[0])
     outcome = fit_group(frame.drop(columns=[FALLBACK_FLAG, plan.group]), plan)
-    return pd.DataFrame([{"fallback": fallback, "group_key": key, **outcome}])
+    held_out = outcome.pop("held_out")
+    if held_out is not None and not fallback:  # the fallback's split repeats the groups' rows
+        # The group column first, with the group's value in its own type: the split is scored like new data.
+        held_out.insert(0, plan.group, np.repeat(frame[plan.group].iloc[:1].to_numpy(), len(held_out)))
+        held_out = held_out.to_parquet(index=False)
+    else:
+        held_out = None
+    return pd.DataFrame([{"fallback": fallback, "group_key": key, **outcome, "held_out": held_out}])
 
 
 def fit_group(frame: pd.DataFrame, plan: GroupTrainingPlan) -> dict:
@@ -98,6 +106,7 @@ def _fit(labeled: pd.DataFrame, plan: GroupTrainingPlan, outcome: dict) -> dict:
     pipeline.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - started
     metrics = evaluate(pipeline, X_test, y_test, plan.task)
+    held_out = X_test.assign(**{plan.label: y_test}).reset_index(drop=True)
     # Deflated: a 100-tree forest is 2.6 MB stored, 0.2 MB deflated, for the same dump time; every blob
     # crosses Arrow, the JVM and the driver.
     blob = sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
@@ -111,6 +120,7 @@ def _fit(labeled: pd.DataFrame, plan: GroupTrainingPlan, outcome: dict) -> dict:
         "fit_seconds": fit_seconds,
         "model": blob,
         "trusted_types": json.dumps(trusted_types_of(blob)),
+        "held_out": held_out,  # the test split (features + label), for the promotion gate
     }
 
 
@@ -129,5 +139,13 @@ def group_key(value) -> str | None:
 
 
 def _skipped(outcome: dict, reason: str) -> dict:
-    empty = {"n_train": 0, "n_test": 0, "metrics": None, "fit_seconds": None, "model": None, "trusted_types": None}
+    empty = {
+        "n_train": 0,
+        "n_test": 0,
+        "metrics": None,
+        "fit_seconds": None,
+        "model": None,
+        "trusted_types": None,
+        "held_out": None,
+    }
     return {**outcome, **empty, "status": SKIPPED, "reason": reason}

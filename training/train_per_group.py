@@ -7,16 +7,22 @@ routing model, tracked as one run (a table of per-group metrics, summary metrics
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from lifecycle.cli import comma_list, optional_str, run_cli, whole_number
 from lifecycle.datasets import load_spark_table
@@ -39,6 +45,7 @@ MAIN_METRIC = {CLASSIFICATION: "accuracy", REGRESSION: "r2"}
 _GROUP_TYPES = (T.StringType, T.IntegerType, T.LongType, T.ShortType, T.ByteType, T.BooleanType)
 _FEATURE_TYPES = (T.NumericType, T.BooleanType, T.StringType)
 _SHOWN_SKIPS = 10
+_BLOBS = ["model", "trusted_types", "held_out"]  # per-group result columns that are bytes, not figures
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,9 @@ def run(
         if fallback_row is not None:
             metrics.update({f"fallback_{k}": v for k, v in json.loads(fallback_row["metrics"]).items()})
         mlflow.log_metrics(metrics)
-        mlflow.log_table(table.drop(columns=["model", "trusted_types"]), artifact_file="per_group_metrics.json")
+        groups = table.drop(columns=_BLOBS)
+        mlflow.log_table(groups, artifact_file="per_group_metrics.json")
+        log_held_out(table["held_out"], to_arrow_schema(df.schema))
         info = log_per_group_model(df, group, features, table, fallback_row, model_name)
         version = str(info.registered_model_version) if model_name else None
         if version:
@@ -167,7 +176,6 @@ def run(
             for key, value in {"task": resolved_task, "group_column": group, "fallback": fallback}.items():
                 client.set_model_version_tag(model_name, version, key, value)
         _logger.info("run %s: %s", active.info.run_id, metrics)
-        groups = table.drop(columns=["model", "trusted_types"])
         return PerGroupResult(active.info.run_id, info.model_uri, resolved_task, groups, metrics, model_name, version)
 
 
@@ -221,6 +229,19 @@ def train_groups(df: DataFrame, plan: GroupTrainingPlan, with_fallback: bool) ->
         .applyInPandas(group_trainer(plan), RESULT_SCHEMA)
     )
     return trained.toPandas()
+
+
+def log_held_out(held_out: pd.Series, schema: pa.Schema) -> None:
+    """Every trained group's held-out rows (group column, features, label) as `data/test.parquet`, as the other
+    training jobs log theirs, so the promotion gate can score the model again with no data of the user's.
+    Written in the training table's types: a group's pandas rows may have widened an integer column with gaps."""
+    tables = [
+        pa.Table.from_pandas(pd.read_parquet(io.BytesIO(blob)), schema=schema, preserve_index=False)
+        for blob in held_out.dropna()
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        pq.write_table(pa.concat_tables(tables), Path(tmp) / "test.parquet")
+        mlflow.log_artifacts(tmp, artifact_path="data")
 
 
 def summary_metrics(table: pd.DataFrame, task: str, rows_missing_group: int) -> dict[str, float]:

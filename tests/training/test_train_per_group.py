@@ -182,6 +182,35 @@ def test_a_declared_fallback_scores_unseen_and_missing_groups(spark, settings, c
     np.testing.assert_array_equal(predicted[10:], fallback.predict(features[10:]))
 
 
+def test_the_held_out_rows_of_every_group_are_logged_so_the_gate_promotes_without_data(
+    spark, settings, client, tmp_path
+):
+    from registry.promote import run as promote_job
+
+    result = run(
+        spark,
+        settings,
+        data=str(_small_fleet(tmp_path, gaps=True)),
+        label="failure",
+        group="device",
+        estimator="logistic_regression",
+        min_rows=40,
+        model_name="fleet",
+    )
+    local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data/test.parquet")
+    held_out = pd.read_parquet(local)
+    table = mlflow.load_table("per_group_metrics.json", run_ids=[result.run_id])
+    # Each group's test split, with its group value, in the training table's column order and types.
+    assert held_out["device"].value_counts().sort_index().tolist() == table.sort_values("group")["n_test"].tolist()
+    inputs = mlflow.models.get_model_info("models:/fleet/1").signature.inputs.input_names()
+    assert inputs[0] == "device" and list(held_out.columns) == [*inputs, "failure"]
+    assert str(held_out["device"].dtype) == "int64" and held_out["failure"].notna().all()
+
+    promoted = promote_job(settings, "fleet", "Production", spark=spark)
+    assert (promoted.version, promoted.stage) == ("1", "Production")
+    assert client.get_model_version("fleet", "1").current_stage == "Production"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
