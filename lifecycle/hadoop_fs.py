@@ -38,9 +38,13 @@ class HadoopFS:
         self._fs.mkdirs(path)
 
     def children(self, path) -> list:
+        return [status.getPath() for status in self.statuses(path)]
+
+    def statuses(self, path) -> list:
+        """Hadoop FileStatus objects (path, length, modification time) of the entries in a folder."""
         if not self._fs.exists(path):
             return []
-        return [status.getPath() for status in self._fs.listStatus(path)]
+        return list(self._fs.listStatus(path))
 
     def read_text(self, path) -> str | None:
         if not self._fs.exists(path):

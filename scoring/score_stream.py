@@ -6,7 +6,8 @@
 Spark's file source (as `binaryFile`, names only: contents are never loaded through it) tracks which files each
 micro-batch holds, in the checkpoint. For every micro-batch the handler below:
 1. resolves the model URI, or, when the batch is a replay after a crash, reuses the version recorded for it;
-2. reads each file into the stream's fixed schema, quarantining bad files and rows with the reason;
+2. reads each file into the stream's fixed schema (the model's features plus the columns it carries to the output,
+   scoring.stream_columns), quarantining bad files and rows with the reason;
 3. scores the good rows and commits them as `<output>/batch_id=<id>/` with one rename. A replayed batch whose
    folder exists was committed before the crash and is skipped, so every input row lands exactly once.
 """
@@ -38,6 +39,7 @@ from scoring.output import StagedOutput
 from scoring.plan import arrow_batch_rows
 from scoring.score import score_resolved
 from scoring.strategies import STRATEGIES, check_strategy
+from scoring.stream_columns import choose_stream_schema
 from scoring.stream_files import (
     REASON,
     SOURCE_FILE,
@@ -46,7 +48,6 @@ from scoring.stream_files import (
     StreamSchema,
     raw_columns,
     read_batch,
-    stream_schema,
     without_unreadable,
 )
 from scoring.stream_state import StreamState
@@ -107,9 +108,21 @@ class BatchScorer:
             counts = self._score_and_commit(batch_id, batch, model, target)
         for path, reason in batch.bad_files:
             _logger.warning("batch %d: quarantined file %s: %s", batch_id, path, reason)
+        undeclared = sorted({column for columns in batch.undeclared.values() for column in columns})
+        if undeclared:
+            _logger.warning(
+                "batch %d: scored, but column(s) %s in %d file(s) are not carried to the output: they are neither "
+                "features nor among the stream's columns (%s); to carry them, declare ids=... on a new checkpoint",
+                batch_id,
+                ", ".join(undeclared),
+                len(batch.undeclared),
+                ", ".join(self.schema.ids.fieldNames()) or "none",
+            )
         metrics = {
             "files": len(paths),
             "files_quarantined": len(batch.bad_files),
+            "undeclared_columns": len(undeclared),
+            "files_with_undeclared_columns": len(batch.undeclared),
             "rows_in": counts["rows_scored"] + counts["rows_quarantined"],
             **counts,
             "model_version": float(model.model_version or 0),
@@ -204,7 +217,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--format", default="parquet", choices=FORMATS)
     parser.add_argument("--trigger", default="available_now", help="available_now, or an interval: '30 seconds'")
     parser.add_argument("--max-files-per-trigger", type=whole_number, default=100)
-    parser.add_argument("--ids", type=optional_str, default=None, help="id columns as DDL: 'customer_id BIGINT'")
+    parser.add_argument(
+        "--ids",
+        type=optional_str,
+        default=None,
+        help="columns to carry to the output, as DDL: 'customer_id BIGINT'; default: every non-feature column "
+        "of the files present at the stream's first start (kept in the checkpoint)",
+    )
     parser.add_argument("--schema", type=optional_str, default=None, help="the full input schema as DDL")
     parser.add_argument("--strategy", default="auto", help=f"scoring path: {', '.join(STRATEGIES)}")
     return parser.parse_args(argv)
@@ -224,8 +243,11 @@ def run(
     if not input_files.exists(input_files.root):
         raise UserInputError(f"input folder {config.input} does not exist")
     current = resolve_model_uri(mlflow.MlflowClient(), config.model_uri)  # fail now on a wrong URI, not per batch
-    stream = stream_schema(spark, mlflow.models.get_model_info(current.load_uri).signature, current.label, ids, schema)
     state = StreamState(spark, config.checkpoint)
+    signature = mlflow.models.get_model_info(current.load_uri).signature
+    stream, carried_from = choose_stream_schema(
+        spark, state, config.input, config.fmt, signature, current.label, ids, schema
+    )
     _remove_incomplete(spark, config)
 
     with tracked_run(settings, run_name="score_stream", resume_run_id=state.run_id()) as active:
@@ -242,6 +264,7 @@ def run(
                 "max_files_per_trigger": config.max_files_per_trigger,
                 "strategy": config.strategy,
                 "schema": ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in stream.fields),
+                "carried_columns_from": carried_from,
             }
         )
         scorer = BatchScorer(spark, config, stream, state, active.info.run_id)

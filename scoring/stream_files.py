@@ -10,7 +10,7 @@ null.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession
@@ -36,6 +36,10 @@ class StreamSchema:
     @property
     def fields(self) -> list[T.StructField]:
         return [*self.ids.fields, *self.features.fields]
+
+    @property
+    def names(self) -> set[str]:
+        return {f.name for f in self.fields}
 
 
 def stream_schema(
@@ -77,6 +81,7 @@ def _parse(spark: SparkSession, ddl: str, what: str) -> T.StructType:
 class BatchInput:
     frames: list[tuple[str, DataFrame]]  # (path, rows: the schema's columns + REASON (null: scorable) + SOURCE_FILE)
     bad_files: list[tuple[str, str]]  # (path, reason)
+    undeclared: dict[str, list[str]] = field(default_factory=dict)  # path -> columns the stream's schema lacks
 
     @property
     def rows(self) -> DataFrame | None:
@@ -88,15 +93,20 @@ class BatchInput:
 
 def read_batch(spark: SparkSession, paths: list[str], fmt: str, schema: StreamSchema) -> BatchInput:
     """Bind each file to the schema; files whose header, footer or columns are wrong are set aside here."""
-    frames, bad_files = [], []
+    frames, bad_files, undeclared = [], [], {}
     for path in paths:
         try:
-            frames.append((path, _read_one(spark, path, fmt, schema)))
+            raw = _read_raw(spark, path, fmt)
+            frames.append((path, _bind(raw, path, fmt, schema)))
         except _FileProblem as problem:
             bad_files.append((path, str(problem)))
         except Exception as exc:  # Spark's own errors for unreadable files come in many classes
             bad_files.append((path, f"unreadable as {fmt}: {_first_line(exc)}"))
-    return BatchInput(frames, bad_files)
+        else:
+            extra = [c for c in raw.columns if c not in schema.names]
+            if extra:
+                undeclared[path] = extra
+    return BatchInput(frames, bad_files, undeclared)
 
 
 def without_unreadable(batch: BatchInput, fmt: str) -> BatchInput:
@@ -110,20 +120,22 @@ def without_unreadable(batch: BatchInput, fmt: str) -> BatchInput:
             bad_files.append((path, f"unreadable as {fmt}: {_first_line(exc)}"))
         else:
             frames.append((path, frame))
-    return BatchInput(frames, bad_files)
+    return BatchInput(frames, bad_files, batch.undeclared)
 
 
 class _FileProblem(Exception):
     pass
 
 
-def _read_one(spark: SparkSession, path: str, fmt: str, schema: StreamSchema) -> DataFrame:
+def _read_raw(spark: SparkSession, path: str, fmt: str) -> DataFrame:
     if fmt == "parquet":
-        raw = spark.read.parquet(path)
-    elif fmt == "csv":
-        raw = spark.read.option("header", "true").option("inferSchema", "false").csv(path)
-    else:
-        raw = spark.read.option("primitivesAsString", "true").json(path)
+        return spark.read.parquet(path)
+    if fmt == "csv":
+        return spark.read.option("header", "true").option("inferSchema", "false").csv(path)
+    return spark.read.option("primitivesAsString", "true").json(path)
+
+
+def _bind(raw: DataFrame, path: str, fmt: str, schema: StreamSchema) -> DataFrame:
     missing = [f.name for f in schema.fields if f.name not in raw.columns]
     if missing:
         raise _FileProblem(f"missing column(s) {', '.join(missing)}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from lifecycle.hadoop_fs import HadoopFS
 from registry.resolve import ResolvedModel
@@ -33,3 +34,11 @@ class StreamState:
 
     def record_run_id(self, run_id: str) -> None:
         self._files.write_text_atomically(self._files.path(_OWN, "mlflow_run_id"), run_id)
+
+    def carried_columns(self) -> T.StructType | None:
+        """The columns besides the features that this stream carries to its output, as chosen at its first start."""
+        text = self._files.read_text(self._files.path(_OWN, "carried_columns.json"))
+        return T.StructType.fromJson(json.loads(text)) if text else None
+
+    def record_carried_columns(self, columns: T.StructType) -> None:
+        self._files.write_text_atomically(self._files.path(_OWN, "carried_columns.json"), columns.json())

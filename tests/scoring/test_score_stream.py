@@ -208,3 +208,63 @@ def test_an_unknown_stream_strategy_is_refused_before_the_stream_starts(spark, s
     with pytest.raises(UserInputError, match="unknown scoring strategy 'rowwise'; choose one of: auto, arrow, pandas"):
         run(spark, settings, _config(tmp_path, strategy="rowwise"), ids="row_id BIGINT")
     assert not (tmp_path / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_without_ids_the_stream_carries_the_same_columns_as_score_batch(
+    spark, settings, client, production_model, tmp_path, fmt, caplog
+):
+    import logging
+
+    from scoring.score_batch import run as score_batch
+
+    data = scoring_frame().drop(columns="target").iloc[:90]
+    data.insert(1, "site", [f"site {i % 3}" for i in range(len(data))])  # a string id nobody declared
+    _land(data.iloc[:40], tmp_path / "in", f"a.{fmt}", fmt=fmt)
+    batch_input = tmp_path / f"batch.{fmt}"
+    data.iloc[:40].to_parquet(batch_input, index=False) if fmt == "parquet" else data.iloc[:40].to_csv(
+        batch_input, index=False
+    )
+    score_batch(spark, settings, "models:/cancer/production", str(batch_input), str(tmp_path / "batch_out"))
+
+    run(spark, settings, _config(tmp_path, fmt=fmt))  # no ids: taken from a.<fmt>, kept in the checkpoint
+
+    batch_out = pd.read_parquet(tmp_path / "batch_out").sort_values("row_id", ignore_index=True)
+    stream_out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    assert list(stream_out.columns) == [*batch_out.columns, "batch_id"]
+    pd.testing.assert_frame_equal(stream_out.drop(columns="batch_id"), batch_out)
+
+    # A later file brings a column nobody declared: scored, the column counted and named, the schema kept.
+    _land(data.iloc[40:90].assign(operator="ann"), tmp_path / "in", f"b.{fmt}", fmt=fmt)
+    with caplog.at_level(logging.WARNING, logger="scoring.score_stream"):
+        run(spark, settings, _config(tmp_path, fmt=fmt))  # a restart, again without ids
+    out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    assert out["row_id"].tolist() == list(range(90)) and list(out.columns) == list(stream_out.columns)
+    assert out["site"].tolist() == data["site"].tolist()
+    np.testing.assert_array_equal(out["prediction"], _own_predictions(data.drop(columns="site"), "1"))
+    assert "column(s) operator in 1 file(s) are not carried to the output" in caplog.text
+    run_id = StreamState(spark, str(tmp_path / "checkpoint")).run_id()
+    undeclared = {m.step: m.value for m in client.get_metric_history(run_id, "undeclared_columns")}
+    assert undeclared == {0: 0.0, 1: 1.0}
+    assert client.get_run(run_id).data.params["carried_columns_from"] == "inferred from 1 file(s) present at start"
+
+
+def test_declared_ids_that_would_change_a_checkpoints_output_schema_are_refused(
+    spark, settings, production_model, tmp_path
+):
+    data = scoring_frame().drop(columns="target").iloc[:20]
+    _land(data.assign(site="north"), tmp_path / "in", "a.parquet")
+    run(spark, settings, _config(tmp_path))
+    with pytest.raises(UserInputError, match=r"carries the column\(s\) row_id bigint, site string; the declared ones"):
+        run(spark, settings, _config(tmp_path), ids="row_id BIGINT")
+    run(spark, settings, _config(tmp_path), ids="row_id BIGINT, site STRING")  # the same columns: accepted
+
+
+def test_an_input_column_named_like_an_output_column_is_refused_before_the_stream_starts(
+    spark, settings, production_model, tmp_path
+):
+    data = scoring_frame().drop(columns="target").iloc[:20]
+    _land(data.assign(prediction=1.0), tmp_path / "in", "a.parquet")
+    with pytest.raises(UserInputError, match=r"input column\(s\) prediction have the name of a column the stream"):
+        run(spark, settings, _config(tmp_path))
+    assert not (tmp_path / "out").exists()
