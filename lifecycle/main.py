@@ -20,6 +20,7 @@ from lifecycle.tracking import tracked_run
 from registry import promote
 from scoring import score_batch
 from training import train_sklearn
+from training.train_sklearn import TrainSklearnParams
 
 _logger = logging.getLogger(__name__)
 ID_COLUMN = "row_id"
@@ -53,11 +54,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     with tracked_run(settings, run_name="lifecycle") as parent:
         trained = train_sklearn.run(
             settings,
-            data=args.data,
-            label=args.label,
-            estimator=args.estimator,
-            seed=args.seed,
-            model_name=args.model_name,
+            TrainSklearnParams(
+                data=args.data, label=args.label, estimator=args.estimator, seed=args.seed, model_name=args.model_name
+            ),
         )
         reason = f"quickstart: trained in run {trained.run_id}"
         promote.run(settings, args.model_name, "Staging", trained.model_version, reason)

@@ -74,8 +74,11 @@ def client(settings) -> mlflow.MlflowClient:
 def production_model(settings):
     """A logistic regression on breast_cancer, registered as 'cancer' version 1 and promoted to Production."""
     from registry.stages import promote
+    from training.train_sklearn import TrainSklearnParams
     from training.train_sklearn import run as train
 
-    trained = train(settings, data="breast_cancer", estimator="logistic_regression", model_name="cancer")
+    trained = train(
+        settings, TrainSklearnParams(data="breast_cancer", estimator="logistic_regression", model_name="cancer")
+    )
     promote(mlflow.MlflowClient(), "cancer", trained.model_version, "Production")
     return trained

@@ -164,9 +164,12 @@ def test_score_stream_entry_point_scores_a_folder_and_stops(settings, production
 
 
 def test_force_rollback_and_history_through_entry_points(settings, client, production_model, tmp_path):
+    from training.train_sklearn import TrainSklearnParams
     from training.train_sklearn import run as train
 
-    train(settings, data="breast_cancer", estimator="random_forest", model_name="cancer")  # version 2
+    train(
+        settings, TrainSklearnParams(data="breast_cancer", estimator="random_forest", model_name="cancer")
+    )  # version 2
     params = {"model_name": "cancer", "version": "2", "stage": "production", "force": "true", "reason": "hotfix"}
     _ok(run_entry_point("promote", params, tmp_path, settings.tracking_uri))
     stdout = _ok(

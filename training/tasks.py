@@ -13,6 +13,7 @@ from lifecycle.errors import UserInputError
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
+TASK_CHOICES = ("auto", *TASKS)  # what a job's `task` parameter takes
 MAX_CLASSES_FOR_INTEGER_LABEL = 20
 
 

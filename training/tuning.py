@@ -23,8 +23,8 @@ from lifecycle.tracking import log_dataset, log_new_params
 from training.estimators import ESTIMATOR_STEP, build_pipeline
 from training.evaluation import GREATER_IS_BETTER
 from training.search_space import SKLEARN_SPACES, Space, check_sklearn_space, parse_space
+from training.sklearn_fit import fit_and_log, split_train_test
 from training.tasks import CLASSIFICATION, LabeledData, TrainResult, check_test_fraction, split_features
-from training.train_sklearn import fit_and_log, split_train_test
 
 _logger = logging.getLogger(__name__)
 

@@ -12,20 +12,23 @@ from registry.promote import run as promote
 from scoring.score_batch import run as score_batch
 from tests.helpers import popen_module, scoring_frame
 from tests.registry.conftest import state
+from training.train_sklearn import TrainSklearnParams
 from training.train_sklearn import run as train
 
 
 @pytest.fixture
 def champion_and_weak_challenger(spark, settings, client):
     """cancer v1: a good logistic regression, in Production through the gate; v2: a one-split forest."""
-    train(settings, data="breast_cancer", estimator="logistic_regression", model_name="cancer")
+    train(settings, TrainSklearnParams(data="breast_cancer", estimator="logistic_regression", model_name="cancer"))
     promote(settings, "cancer", "production", "1", spark=spark)
     train(
         settings,
-        data="breast_cancer",
-        estimator="random_forest",
-        hyperparams={"n_estimators": 2, "max_depth": 1},
-        model_name="cancer",
+        TrainSklearnParams(
+            data="breast_cancer",
+            estimator="random_forest",
+            hyperparams={"n_estimators": 2, "max_depth": 1},
+            model_name="cancer",
+        ),
     )
     return client
 
@@ -91,7 +94,9 @@ def test_a_candidate_with_other_inputs_than_the_champion_is_refused(
     client = champion_and_weak_challenger
     path = tmp_path / "fewer.parquet"
     scoring_frame().drop(columns=["row_id", "worst_area"]).to_parquet(path, index=False)
-    train(settings, data=str(path), estimator="logistic_regression", model_name="cancer")  # version 3
+    train(
+        settings, TrainSklearnParams(data=str(path), estimator="logistic_regression", model_name="cancer")
+    )  # version 3
     with pytest.raises(
         UserInputError, match="version 3's inputs differ from Production version 1's.*drops column\\(s\\): worst_area"
     ):
@@ -107,10 +112,13 @@ def test_evaluation_data_missing_a_feature_is_refused(spark, settings, champion_
 
 
 def test_an_mllib_model_passes_the_gate_on_its_logged_test_split(spark, settings, client):
+    from training.train_mllib import TrainMllibParams
     from training.train_mllib import run as train_mllib
 
     train_mllib(
-        spark, settings, data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"
+        spark,
+        settings,
+        TrainMllibParams(data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"),
     )
     promote(settings, "titanic", "production", "1", spark=spark)
     tags = client.get_model_version("titanic", "1").tags
@@ -119,7 +127,7 @@ def test_an_mllib_model_passes_the_gate_on_its_logged_test_split(spark, settings
 
 def test_a_stage_uri_scores_through_the_alias_when_stage_information_is_absent(spark, settings, client, tmp_path):
     """A registry without stages (MLflow is removing them): only the alias says which version is production."""
-    train(settings, data="breast_cancer", estimator="logistic_regression", model_name="cancer")
+    train(settings, TrainSklearnParams(data="breast_cancer", estimator="logistic_regression", model_name="cancer"))
     client.set_registered_model_alias("cancer", "production", "1")
     assert state(client, "cancer") == ({"1": "None"}, {"production": "1"})
     path = tmp_path / "in.parquet"
@@ -132,7 +140,7 @@ def test_a_stage_uri_scores_through_the_alias_when_stage_information_is_absent(s
 @pytest.mark.e2e
 def test_eight_concurrent_promotions_end_with_one_production_version_and_agreeing_alias(settings, client):
     for _ in range(8):
-        train(settings, data="breast_cancer", estimator="logistic_regression", model_name="race")
+        train(settings, TrainSklearnParams(data="breast_cancer", estimator="logistic_regression", model_name="race"))
     args = ["--model-name", "race", "--stage", "production", "--force", "true", "--reason", "race"]
     jobs = [popen_module("registry.promote", [*args, "--version", str(v)], settings.tracking_uri) for v in range(1, 9)]
     outcomes = [(job.returncode, *job.communicate(timeout=300)) for job in jobs]

@@ -13,6 +13,7 @@ from registry.stages import promote
 from scoring.score_stream import StreamConfig, parse_trigger, run
 from scoring.stream_state import StreamState
 from tests.helpers import scoring_frame
+from training.train_sklearn import TrainSklearnParams
 from training.train_sklearn import run as train
 
 
@@ -120,7 +121,7 @@ def test_a_replayed_batch_is_scored_by_the_version_recorded_for_it(spark, settin
     # The state a crash leaves behind: batch 0's version recorded, nothing committed; since then v2 was promoted.
     v1 = resolve_model_uri(client, "models:/cancer/production")
     StreamState(spark, str(tmp_path / "checkpoint")).record_model_for_batch(0, v1)
-    train(settings, data="breast_cancer", estimator="random_forest", model_name="cancer")
+    train(settings, TrainSklearnParams(data="breast_cancer", estimator="random_forest", model_name="cancer"))
     promote(client, "cancer", "2", "Production")
 
     run(spark, settings, _config(tmp_path, max_files_per_trigger=1), ids="row_id BIGINT")
@@ -132,7 +133,9 @@ def test_a_replayed_batch_is_scored_by_the_version_recorded_for_it(spark, settin
 
 def test_a_running_stream_follows_promotions_one_version_per_batch(spark, settings, client, production_model, tmp_path):
     data = scoring_frame().drop(columns="target")
-    train(settings, data="breast_cancer", estimator="random_forest", model_name="cancer")  # version 2, not promoted
+    train(
+        settings, TrainSklearnParams(data="breast_cancer", estimator="random_forest", model_name="cancer")
+    )  # version 2, not promoted
     _land(data.iloc[:100], tmp_path / "in", "before.parquet")
     config = _config(tmp_path, trigger="1 second", max_files_per_trigger=1)
     thread = threading.Thread(target=run, args=(spark, settings, config), kwargs={"ids": "row_id BIGINT"})

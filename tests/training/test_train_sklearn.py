@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from lifecycle.errors import UserInputError
+from lifecycle.params import parse_params
 from training.evaluation import evaluate
-from training.train_sklearn import parse_hyperparams, run
+from training.train_sklearn import TrainSklearnParams, run
 
 
 def _artifact_paths(client, run_id, path=None):
@@ -21,10 +22,9 @@ def _artifact_paths(client, run_id, path=None):
 def test_classifier_run_tracks_params_metrics_plots_data_and_a_registered_skops_model(settings, client):
     result = run(
         settings,
-        data="breast_cancer",
-        estimator="random_forest",
-        hyperparams={"n_estimators": 50},
-        model_name="cancer",
+        TrainSklearnParams(
+            data="breast_cancer", estimator="random_forest", hyperparams={"n_estimators": 50}, model_name="cancer"
+        ),
     )
     tracked = client.get_run(result.run_id)
 
@@ -71,7 +71,9 @@ def test_classifier_run_tracks_params_metrics_plots_data_and_a_registered_skops_
 
 
 def test_regressor_logs_error_metrics_and_residuals(settings, client):
-    result = run(settings, data="diabetes", estimator="gradient_boosting", hyperparams={"n_estimators": 30})
+    result = run(
+        settings, TrainSklearnParams(data="diabetes", estimator="gradient_boosting", hyperparams={"n_estimators": 30})
+    )
     assert result.task == "regression" and result.model_version is None
     metrics = client.get_run(result.run_id).data.metrics
     assert set(metrics) == {"rmse", "mae", "r2"} and metrics["rmse"] >= metrics["mae"] > 0
@@ -80,7 +82,7 @@ def test_regressor_logs_error_metrics_and_residuals(settings, client):
 
 
 def test_multiclass_logistic_regression_has_roc_auc_and_no_importances(settings, client):
-    result = run(settings, data="wine", estimator="logistic_regression")
+    result = run(settings, TrainSklearnParams(data="wine", estimator="logistic_regression"))
     assert 0.9 < result.metrics["roc_auc"] <= 1.0
     assert not any("importances" in p for p in _artifact_paths(client, result.run_id))
 
@@ -98,7 +100,9 @@ def test_user_csv_with_string_features_and_an_excluded_id(settings, tmp_path):
     frame["churned"] = ((frame["plan"] == "basic") & (frame["tenure"] < 20)).astype(int)
     path = tmp_path / "churn.csv"
     frame.to_csv(path, index=False)
-    result = run(settings, data=str(path), label="churned", exclude=["customer_id"], model_name="churn")
+    result = run(
+        settings, TrainSklearnParams(data=str(path), label="churned", exclude=["customer_id"], model_name="churn")
+    )
     signature = mlflow.models.get_model_info("models:/churn/1").signature
     assert signature.inputs.input_names() == ["plan", "tenure"]
     assert result.metrics["accuracy"] > 0.9
@@ -115,7 +119,7 @@ def test_user_csv_with_string_features_and_an_excluded_id(settings, tmp_path):
 )
 def test_bad_input_fails_before_any_run_or_model_version_exists(settings, client, kwargs, message):
     with pytest.raises(UserInputError, match=message):
-        run(settings, **{"data": "breast_cancer", "model_name": "cancer", **kwargs})
+        run(settings, TrainSklearnParams(**{"data": "breast_cancer", "model_name": "cancer", **kwargs}))
     assert client.search_registered_models() == []
     assert client.get_experiment_by_name(settings.experiment_name) is None
 
@@ -124,11 +128,11 @@ def test_single_class_label_is_refused(settings, tmp_path, client):
     path = tmp_path / "one_class.parquet"
     pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "a", "a"]}).to_parquet(path)
     with pytest.raises(UserInputError, match="label column 'y' has a single class"):
-        run(settings, data=str(path), label="y", model_name="m")
+        run(settings, TrainSklearnParams(data=str(path), label="y", model_name="m"))
     assert client.search_registered_models() == []
 
 
 @pytest.mark.parametrize(("text", "message"), [("{bad", "not valid JSON"), ("[1, 2]", "must be a JSON object")])
 def test_hyperparams_must_be_a_json_object(text, message):
     with pytest.raises(UserInputError, match=message):
-        parse_hyperparams(text)
+        parse_params(TrainSklearnParams, ["--hyperparams", text])

@@ -9,8 +9,8 @@ from lifecycle.datasets import load_table
 from lifecycle.errors import UserInputError
 from training.estimators import build_pipeline
 from training.search_space import parse_space, to_grid
+from training.sklearn_fit import split_train_test
 from training.tasks import split_features
-from training.train_sklearn import split_train_test
 from training.tune_hyperopt import run
 from training.tune_mllib import run as run_mllib
 

@@ -9,8 +9,8 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from lifecycle.datasets import load_table
 from lifecycle.errors import UserInputError
 from training.estimators import build_pipeline
+from training.sklearn_fit import split_train_test
 from training.tasks import split_features
-from training.train_sklearn import split_train_test
 from training.tune_joblib import run
 
 
