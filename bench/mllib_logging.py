@@ -14,6 +14,7 @@ from pyspark.sql import types as T
 from bench._common import bench_settings, print_table, workdir
 from lifecycle.spark import build_spark
 from training.spark_model import log_spark_model
+from training.train_mllib import TrainMllibParams
 from training.train_mllib import run as train_mllib
 
 
@@ -29,7 +30,9 @@ def main() -> None:
     mlflow.set_experiment("bench")
 
     # The whole job once (fit, evaluation, plots, logging); then the same fitted model logged both ways.
-    job_s = _timed(lambda: train_mllib(spark, settings, data="titanic", label="survived", title_from="name"))
+    job_s = _timed(
+        lambda: train_mllib(spark, settings, TrainMllibParams(data="titanic", label="survived", title_from="name"))
+    )
     last = mlflow.search_runs(experiment_names=["bench"], order_by=["start_time DESC"], max_results=1).iloc[0]
     model = mlflow.spark.load_model(f"runs:/{last.run_id}/model")
     features = spark.createDataFrame(

@@ -30,7 +30,7 @@ ESTIMATORS = {
     "linear_regression": {REGRESSION: LinearRegression},
 }
 _LINEAR = {"logistic_regression", "linear_regression"}
-TREE_PARAMS = ("numTrees", "maxDepth")  # the grid parameters a tree estimator takes
+TREE_ESTIMATORS = ("random_forest", "gbt")  # the estimators whose trees a grid can tune
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int):
     estimator = cls(
         featuresCol=FEATURES, labelCol=label_col, predictionCol=PREDICTION_INDEX if string_label else PREDICTION
     )
-    if spec.estimator in ("random_forest", "gbt"):
+    if spec.estimator in TREE_ESTIMATORS:
         # Indexed categories stay categorical for trees; every category needs a bin of its own (+1 for unseen).
         estimator.setMaxDepth(spec.max_depth).setSeed(spec.seed).setMaxBins(max(_MIN_BINS, max_categories + 1))
         if spec.estimator == "random_forest":

@@ -6,7 +6,6 @@ routing model, tracked as one run (a table of per-group metrics, summary metrics
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -24,17 +23,25 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from lifecycle.cli import comma_list, optional_str, run_cli, whole_number
+from lifecycle.cli import run_cli
 from lifecycle.datasets import load_spark_table
 from lifecycle.errors import UserInputError
+from lifecycle.params import logged_params, param, parse_params
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
 from lifecycle.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training._per_group_executor import FALLBACK_FLAG, RESULT_SCHEMA, TRAINED, GroupTrainingPlan, group_trainer
 from training.estimators import ESTIMATORS, build_estimator
 from training.per_group_package import log_per_group_model
-from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION, check_test_fraction, infer_task
-from training.train_sklearn import parse_hyperparams
+from training.registration import registered_version
+from training.tasks import (
+    CLASSIFICATION,
+    MAX_CLASSES_FOR_INTEGER_LABEL,
+    REGRESSION,
+    TASK_CHOICES,
+    check_test_fraction,
+    infer_task,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -83,85 +90,52 @@ class PerGroupResult:
         return "\n".join(lines)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="train_per_group", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="iot_devices", help="Parquet/CSV path or a bundled data set name")
-    parser.add_argument("--label", default="failure")
-    parser.add_argument("--group", default="device_id", help="the column whose values each get a model")
-    parser.add_argument("--estimator", default="random_forest", choices=sorted(ESTIMATORS))
-    parser.add_argument("--task", default="auto", choices=["auto", CLASSIFICATION, REGRESSION])
-    parser.add_argument("--hyperparams", default="{}", help='JSON object, e.g. {"n_estimators": 200}')
-    parser.add_argument("--min-rows", type=whole_number, default=50, help="fewer labeled rows: the group is skipped")
-    parser.add_argument(
-        "--fallback", default="none", choices=FALLBACKS, help="global: a model of all rows scores new groups"
-    )
-    parser.add_argument("--seed", type=whole_number, default=42)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--exclude", default="", help="comma-separated columns that are not features (ids)")
-    parser.add_argument("--model-name", type=optional_str, default=None, help="register the model under this name")
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class TrainPerGroupParams:
+    data: str = param("iot_devices", help="Parquet/CSV path or a bundled data set name")
+    label: str = param("failure")
+    group: str = param("device_id", help="the column whose values each get a model")
+    estimator: str = param("random_forest", choices=sorted(ESTIMATORS))
+    task: str = param("auto", choices=TASK_CHOICES)
+    hyperparams: dict = param({}, help='JSON object, e.g. {"n_estimators": 200}')
+    min_rows: int = param(50, help="fewer labeled rows: the group is skipped")
+    fallback: str = param("none", choices=FALLBACKS, help="global: a model of all rows scores new groups")
+    seed: int = param(42)
+    test_fraction: float = param(0.2)
+    exclude: tuple[str, ...] = param((), help="comma-separated columns that are not features (ids)")
+    model_name: str | None = param(None, help="register the model under this name")
 
 
-def run(
-    spark: SparkSession,
-    settings: Settings,
-    data: str,
-    label: str,
-    group: str,
-    estimator: str = "random_forest",
-    task: str = "auto",
-    hyperparams: dict | None = None,
-    min_rows: int = 50,
-    fallback: str = "none",
-    seed: int = 42,
-    test_fraction: float = 0.2,
-    exclude: Sequence[str] = (),
-    model_name: str | None = None,
-) -> PerGroupResult:
+def run(spark: SparkSession, settings: Settings, params: TrainPerGroupParams) -> PerGroupResult:
     """Parameters and columns are checked before any Spark job; groups are trained before a run exists, so a job
     that trains nothing leaves no run and no model version behind."""
-    check_test_fraction(test_fraction)
-    if min_rows < MIN_ROWS_FLOOR:
-        raise UserInputError(f"min_rows must be at least {MIN_ROWS_FLOOR}, got {min_rows}")
-    if fallback not in FALLBACKS:
-        raise UserInputError(f"fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
-    if estimator not in ESTIMATORS:
-        raise UserInputError(f"unknown estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
-    df, source = load_spark_table(spark, data)
-    features = check_columns(df, label, group, exclude)
+    p = params
+    check_test_fraction(p.test_fraction)
+    if p.min_rows < MIN_ROWS_FLOOR:
+        raise UserInputError(f"min_rows must be at least {MIN_ROWS_FLOOR}, got {p.min_rows}")
+    if p.fallback not in FALLBACKS:
+        raise UserInputError(f"fallback must be one of {', '.join(FALLBACKS)}, got {p.fallback!r}")
+    if p.estimator not in ESTIMATORS:
+        raise UserInputError(f"unknown estimator {p.estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
+    df, source = load_spark_table(spark, p.data)
+    features = check_columns(df, p.label, p.group, p.exclude)
 
-    df = df.select(group, *features, label)
-    rows_missing_group = df.filter(F.col(group).isNull()).count()
-    resolved_task = _resolve_task(df, label, task)
-    build_estimator(estimator, resolved_task, hyperparams or {}, seed)  # refuses bad hyperparameters here, once
+    df = df.select(p.group, *features, p.label)
+    rows_missing_group = df.filter(F.col(p.group).isNull()).count()
+    resolved_task = _resolve_task(df, p.label, p.task)
+    build_estimator(p.estimator, resolved_task, p.hyperparams, p.seed)  # refuses bad hyperparameters here, once
     plan = GroupTrainingPlan(
-        group, label, resolved_task, estimator, seed, test_fraction, min_rows, (), dict(hyperparams or {})
+        p.group, p.label, resolved_task, p.estimator, p.seed, p.test_fraction, p.min_rows, (), dict(p.hyperparams)
     )
-    results = train_groups(df.filter(F.col(group).isNotNull()), plan, with_fallback=fallback == "global")
-    table, fallback_row = _split_results(results, group)
-    _require_trained(table, fallback_row, fallback, rows_missing_group)
+    results = train_groups(df.filter(F.col(p.group).isNotNull()), plan, with_fallback=p.fallback == "global")
+    table, fallback_row = _split_results(results, p.group)
+    _require_trained(table, fallback_row, p.fallback, rows_missing_group)
 
-    with tracked_run(settings, run_name=f"train_per_group-{estimator}") as active:
+    with tracked_run(settings, run_name=f"train_per_group-{p.estimator}") as active:
         if rows_missing_group:
-            _logger.warning("left out %d row(s) whose group %r is missing", rows_missing_group, group)
-        log_new_params(
-            {
-                "data": data,
-                "label": label,
-                "group": group,
-                "estimator": estimator,
-                "task": task,
-                "resolved_task": resolved_task,
-                "hyperparams": json.dumps(hyperparams or {}),
-                "min_rows": min_rows,
-                "fallback": fallback,
-                "seed": seed,
-                "test_fraction": test_fraction,
-                "exclude": ",".join(exclude),
-                "features": ",".join(features),
-            }
-        )
-        log_dataset(spark_dataset(df, data, source, label), context="training")
+            _logger.warning("left out %d row(s) whose group %r is missing", rows_missing_group, p.group)
+        log_new_params({**logged_params(p), "resolved_task": resolved_task, "features": ",".join(features)})
+        log_dataset(spark_dataset(df, p.data, source, p.label), context="training")
         metrics = summary_metrics(table, resolved_task, rows_missing_group)
         if fallback_row is not None:
             metrics.update({f"fallback_{k}": v for k, v in json.loads(fallback_row["metrics"]).items()})
@@ -169,14 +143,11 @@ def run(
         groups = table.drop(columns=_BLOBS)
         mlflow.log_table(groups, artifact_file="per_group_metrics.json")
         log_held_out(table["held_out"], to_arrow_schema(df.schema))
-        info = log_per_group_model(df, group, features, table, fallback_row, model_name)
-        version = str(info.registered_model_version) if model_name else None
-        if version:
-            client = mlflow.MlflowClient()
-            for key, value in {"task": resolved_task, "group_column": group, "fallback": fallback}.items():
-                client.set_model_version_tag(model_name, version, key, value)
+        info = log_per_group_model(df, p.group, features, table, fallback_row, p.model_name)
+        tags = {"task": resolved_task, "group_column": p.group, "fallback": p.fallback}
+        version = registered_version(info, p.model_name, tags)
         _logger.info("run %s: %s", active.info.run_id, metrics)
-        return PerGroupResult(active.info.run_id, info.model_uri, resolved_task, groups, metrics, model_name, version)
+        return PerGroupResult(active.info.run_id, info.model_uri, resolved_task, groups, metrics, p.model_name, version)
 
 
 def check_columns(df: DataFrame, label: str, group: str, exclude: Sequence[str]) -> list[str]:
@@ -299,26 +270,9 @@ def _resolve_task(df: DataFrame, label: str, task: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> PerGroupResult:
-    args = parse_args(argv)
-    hyperparams = parse_hyperparams(args.hyperparams)  # a JSON mistake is reported before Spark starts
+    params = parse_params(TrainPerGroupParams, argv)  # a JSON mistake is reported before Spark starts
     settings = Settings.from_env()
-    spark = build_spark(settings, app_name="train_per_group")
-    result = run(
-        spark,
-        settings,
-        data=args.data,
-        label=args.label,
-        group=args.group,
-        estimator=args.estimator,
-        task=args.task,
-        hyperparams=hyperparams,
-        min_rows=args.min_rows,
-        fallback=args.fallback,
-        seed=args.seed,
-        test_fraction=args.test_fraction,
-        exclude=comma_list(args.exclude),
-        model_name=args.model_name,
-    )
+    result = run(build_spark(settings, app_name="train_per_group"), settings, params)
     print(result.summary())
     return result
 

@@ -17,9 +17,10 @@ from pyspark.sql import SparkSession
 from lifecycle.errors import UserInputError
 from lifecycle.settings import Settings
 from lifecycle.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
+from training.mllib_job import MllibJob, log_fitted_mllib, prepare_mllib
+from training.mllib_pipeline import MllibSpec
 from training.search_space import MLLIB_SPACES, Space, cast_point, check_mllib_space, describe, parse_space
 from training.tasks import TrainResult, check_test_fraction
-from training.train_mllib import MllibJob, log_fitted_mllib, prepare_mllib
 from training.tune_hyperopt import SEQUENTIAL_TRIALS, check_budget, minimize
 from training.tuning import TuningMetric
 
@@ -55,7 +56,9 @@ def run(
     if estimator not in MLLIB_SPACES:
         raise UserInputError(f"unknown MLlib estimator {estimator!r}; choose one of: {', '.join(MLLIB_SPACES)}")
     search = parse_space(space, MLLIB_SPACES[estimator])
-    job = prepare_mllib(spark, data, label, task, estimator, 50, 5, seed, test_fraction, exclude, None, "age")
+    job = prepare_mllib(
+        spark, data, MllibSpec(label, task, estimator, seed=seed, exclude=tuple(exclude)), test_fraction
+    )
     check_mllib_space(search, job.estimator_stage)
     if parallelism > 1:
         _logger.warning(

@@ -12,13 +12,16 @@ from lifecycle.datasets import load_table
 from lifecycle.errors import UserInputError
 from registry.stages import promote
 from scoring.score_batch import run as score_batch
+from training.train_mllib import TrainMllibParams
 from training.train_mllib import run as train_mllib
 
 
 @pytest.fixture
 def titanic_in_production(spark, settings):
     trained = train_mllib(
-        spark, settings, data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"
+        spark,
+        settings,
+        TrainMllibParams(data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"),
     )
     promote(mlflow.MlflowClient(), "titanic", trained.model_version, "Production")
     return trained
@@ -150,11 +153,9 @@ def test_unseen_categories_are_counted_for_any_number_of_string_columns(
     trained = train_mllib(
         spark,
         settings,
-        data=str(tmp_path / "train.parquet"),
-        label="body_mass_g",
-        task="regression",
-        num_trees=5,
-        model_name="mass",
+        TrainMllibParams(
+            data=str(tmp_path / "train.parquet"), label="body_mass_g", task="regression", num_trees=5, model_name="mass"
+        ),
     )
     new = frame.drop(columns="body_mass_g").reset_index(drop=True)
     new.insert(0, "penguin_id", np.arange(len(new)))

@@ -6,12 +6,14 @@ from pyspark.ml import PipelineModel
 from lifecycle.errors import UserInputError
 from tests.training.test_train_sklearn import _artifact_paths
 from training.mllib_features import TitleAgeImputerModel
-from training.train_mllib import run
+from training.train_mllib import TrainMllibParams, run
 
 
 def test_titanic_pipeline_with_title_stage_is_tracked_and_registered(spark, settings, client):
     result = run(
-        spark, settings, data="titanic", label="survived", title_from="name", num_trees=20, model_name="titanic"
+        spark,
+        settings,
+        TrainMllibParams(data="titanic", label="survived", title_from="name", num_trees=20, model_name="titanic"),
     )
     tracked = client.get_run(result.run_id)
     assert set(tracked.data.metrics) >= {"accuracy", "roc_auc", "f1", "log_loss", "n_rows_train", "n_rows_test"}
@@ -43,12 +45,14 @@ def test_penguins_regression_with_cross_validation_logs_grid_and_best_values(spa
     result = run(
         spark,
         settings,
-        data="penguins",
-        label="body_mass_g",
-        num_trees=10,
-        cv_folds=2,
-        grid_num_trees=[5, 15],
-        grid_max_depth=[2, 4],
+        TrainMllibParams(
+            data="penguins",
+            label="body_mass_g",
+            num_trees=10,
+            cv_folds=2,
+            grid_num_trees=[5, 15],
+            grid_max_depth=[2, 4],
+        ),
     )
     tracked = client.get_run(result.run_id)
     assert result.task == "regression" and set(result.metrics) == {"rmse", "mae", "r2"}
@@ -65,7 +69,9 @@ def test_penguins_regression_with_cross_validation_logs_grid_and_best_values(spa
 
 def test_string_labels_predict_their_names(spark, settings):
     result = run(
-        spark, settings, data="penguins", label="species", estimator="logistic_regression", model_name="species"
+        spark,
+        settings,
+        TrainMllibParams(data="penguins", label="species", estimator="logistic_regression", model_name="species"),
     )
     assert result.task == "classification" and "roc_auc" not in result.metrics  # three classes
     info = mlflow.models.get_model_info("models:/species/1")
@@ -86,7 +92,7 @@ def test_string_labels_predict_their_names(spark, settings):
 )
 def test_bad_input_fails_before_any_run_or_version_exists(spark, settings, client, kwargs, message):
     with pytest.raises(UserInputError, match=message):
-        run(spark, settings, **{"data": "titanic", "label": "survived", "model_name": "m", **kwargs})
+        run(spark, settings, TrainMllibParams(**{"data": "titanic", "label": "survived", "model_name": "m", **kwargs}))
     assert client.search_registered_models() == []
     assert client.get_experiment_by_name(settings.experiment_name) is None
 
@@ -95,14 +101,14 @@ def test_single_class_unsupported_type_and_empty_data_are_named(spark, settings,
     one_class = tmp_path / "one.parquet"
     pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "a"]}).to_parquet(one_class)
     with pytest.raises(UserInputError, match="label column 'y' has a single class"):
-        run(spark, settings, data=str(one_class), label="y", model_name="m")
+        run(spark, settings, TrainMllibParams(data=str(one_class), label="y", model_name="m"))
     dated = tmp_path / "dated.parquet"
     when = pd.to_datetime(["2024-01-01", "2024-01-02"]).astype("datetime64[us]")
     pd.DataFrame({"when": when, "y": [0, 1]}).to_parquet(dated)
     with pytest.raises(UserInputError, match="feature column 'when' has unsupported type timestamp"):
-        run(spark, settings, data=str(dated), label="y", model_name="m")
+        run(spark, settings, TrainMllibParams(data=str(dated), label="y", model_name="m"))
     empty = tmp_path / "empty.parquet"
     pd.DataFrame({"x": pd.Series([], dtype=float), "y": pd.Series([], dtype=int)}).to_parquet(empty)
     with pytest.raises(UserInputError, match="has no rows"):
-        run(spark, settings, data=str(empty), label="y", model_name="m")
+        run(spark, settings, TrainMllibParams(data=str(empty), label="y", model_name="m"))
     assert client.search_registered_models() == []

@@ -6,14 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
-import yaml
 
 from lifecycle.errors import UserInputError
 from lifecycle.iot_devices import generate
 from scoring.score_batch import run as score_batch
-from tests.helpers import REPO, run_entry_point
+from tests.helpers import run_entry_point
 from training.per_group_model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
-from training.train_per_group import parse_args, run
+from training.train_per_group import TrainPerGroupParams, run
 
 SKIPPED = {
     "dev-0047": "one class: failure is 0 in all 200 labeled rows",
@@ -50,11 +49,13 @@ def test_one_model_per_device_routed_by_one_registered_model_and_scored_by_score
     result = run(
         spark,
         settings,
-        data="iot_devices",
-        label="failure",
-        group="device_id",
-        estimator="logistic_regression",
-        model_name="devices",
+        TrainPerGroupParams(
+            data="iot_devices",
+            label="failure",
+            group="device_id",
+            estimator="logistic_regression",
+            model_name="devices",
+        ),
     )
 
     # One run for the whole fleet, with one row per device in one table.
@@ -156,14 +157,16 @@ def test_a_declared_fallback_scores_unseen_and_missing_groups(spark, settings, c
     result = run(
         spark,
         settings,
-        data=str(_small_fleet(tmp_path, gaps=True)),
-        label="failure",
-        group="device",
-        estimator="logistic_regression",
-        min_rows=40,
-        fallback="global",
-        exclude=["device_type"],
-        model_name="fleet",
+        TrainPerGroupParams(
+            data=str(_small_fleet(tmp_path, gaps=True)),
+            label="failure",
+            group="device",
+            estimator="logistic_regression",
+            min_rows=40,
+            fallback="global",
+            exclude=["device_type"],
+            model_name="fleet",
+        ),
     )
     assert result.trained == [str(i) for i in range(8)] and result.skipped == {}
     metrics = client.get_run(result.run_id).data.metrics
@@ -190,12 +193,14 @@ def test_the_held_out_rows_of_every_group_are_logged_so_the_gate_promotes_withou
     result = run(
         spark,
         settings,
-        data=str(_small_fleet(tmp_path, gaps=True)),
-        label="failure",
-        group="device",
-        estimator="logistic_regression",
-        min_rows=40,
-        model_name="fleet",
+        TrainPerGroupParams(
+            data=str(_small_fleet(tmp_path, gaps=True)),
+            label="failure",
+            group="device",
+            estimator="logistic_regression",
+            min_rows=40,
+            model_name="fleet",
+        ),
     )
     local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data/test.parquet")
     held_out = pd.read_parquet(local)
@@ -231,7 +236,7 @@ def test_bad_input_is_refused_before_any_spark_job(spark, settings, client, kwar
     spark.sparkContext.setJobGroup("bad-input", "bad input must not start a job")
     try:
         with pytest.raises(UserInputError, match=message):
-            run(spark, settings, **params)
+            run(spark, settings, TrainPerGroupParams(**params))
         assert spark.sparkContext.statusTracker().getJobIdsForGroup("bad-input") == []
     finally:
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
@@ -243,25 +248,21 @@ def test_a_hyperparameter_the_estimator_does_not_accept_is_refused_before_traini
         run(
             spark,
             settings,
-            data="iot_devices",
-            label="failure",
-            group="device_id",
-            estimator="logistic_regression",
-            hyperparams={"n_estimators": 5},
+            TrainPerGroupParams(
+                data="iot_devices",
+                label="failure",
+                group="device_id",
+                estimator="logistic_regression",
+                hyperparams={"n_estimators": 5},
+            ),
         )
 
 
 def test_when_no_group_can_be_trained_nothing_is_logged(spark, settings, client):
     with pytest.raises(UserInputError, match=r"no group could be trained \(50 skipped\): dev-0000: 200 labeled rows"):
-        run(spark, settings, data="iot_devices", label="failure", group="device_id", min_rows=500)
+        run(spark, settings, TrainPerGroupParams(data="iot_devices", label="failure", group="device_id", min_rows=500))
     assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
     assert client.search_registered_models() == []
-
-
-def test_mlproject_declares_exactly_the_modules_parameters_and_defaults():
-    entry = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]["train_per_group"]
-    argv = [f"--{name.replace('_', '-')}={spec['default']}" for name, spec in entry["parameters"].items()]
-    assert vars(parse_args(argv)) == vars(parse_args([]))
 
 
 @pytest.mark.e2e
