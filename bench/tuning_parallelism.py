@@ -18,9 +18,9 @@ from hyperopt import SparkTrials, Trials, fmin, tpe
 
 from bench._common import bench_settings, print_table, workdir
 from lifecycle.spark import build_spark
+from training.optuna_search import minimize_with_optuna
 from training.search_space import parse_space, to_hyperopt
-from training.tune_hyperopt import minimize_with_optuna
-from training.tune_joblib import fit_on_spark, search_cv
+from training.tune_joblib import TuneJoblibParams, fit_on_spark, search_cv
 from training.tuning import prepare
 
 
@@ -39,7 +39,7 @@ def main(argv=None) -> None:
 
     settings = bench_settings(workdir())
     spark = build_spark(settings, app_name="bench-tuning")
-    prepared = prepare("breast_cancer", "target", "random_forest", "auto", None, 0, 0.2, (), 3)
+    prepared = prepare(TuneJoblibParams(data="breast_cancer", label="target", estimator="random_forest", seed=0))
     # Only the depth varies: every trial fits the same number of trees, so trials cost about the same.
     space = parse_space({"max_depth": [4, 6, 8, 10], "n_estimators": [args.trees]}, {})
     local = prepared.objective((prepared.X_train, prepared.y_train), space, 0)

@@ -8,96 +8,80 @@ candidates as child runs, and the best estimator, refit on the whole training sp
 
 from __future__ import annotations
 
-import argparse
-import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import mlflow
 import pandas as pd
 from pyspark.sql import SparkSession
 
-from lifecycle.cli import comma_list, optional_str, run_cli, whole_number
+from lifecycle.cli import run_cli
 from lifecycle.datasets import DEFAULT_LABEL
 from lifecycle.errors import UserInputError
+from lifecycle.params import param, parse_params
 from lifecycle.settings import Settings
 from lifecycle.spark import build_spark
 from lifecycle.tracking import log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS
 from training.search_space import describe, to_distributions, to_grid
-from training.tasks import CLASSIFICATION, TrainResult
+from training.tasks import CLASSIFICATION, TASK_CHOICES, TrainResult
 from training.tuning import TrialRuns, prepare, refit_best
 
-_logger = logging.getLogger(__name__)
 SEARCHES = ("grid", "random")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="tune_joblib", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="breast_cancer", help="Parquet/CSV path or a bundled data set name")
-    parser.add_argument("--label", default=DEFAULT_LABEL)
-    parser.add_argument("--estimator", default="random_forest", choices=sorted(ESTIMATORS))
-    parser.add_argument("--task", default="auto", choices=["auto", "classification", "regression"])
-    parser.add_argument("--search", default="grid", choices=SEARCHES)
-    parser.add_argument("--space", default="", help="JSON search space; empty: the estimator's default space")
-    parser.add_argument("--grid-points", type=whole_number, default=3, help="values per range in a grid search")
-    parser.add_argument("--n-iter", type=whole_number, default=10, help="candidates a random search tries")
-    parser.add_argument("--n-jobs", type=whole_number, default=2, help="fits run at once on Spark")
-    parser.add_argument("--metric", type=optional_str, default=None, help="default: log_loss / rmse by task")
-    parser.add_argument("--cv-folds", type=whole_number, default=3)
-    parser.add_argument("--top-k", type=whole_number, default=5, help="best candidates logged as child runs")
-    parser.add_argument("--seed", type=whole_number, default=42)
-    parser.add_argument("--test-fraction", type=float, default=0.2)
-    parser.add_argument("--exclude", default="", help="comma-separated columns that are not features (ids)")
-    parser.add_argument("--model-name", type=optional_str, default=None, help="register the best estimator")
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class TuneJoblibParams:
+    data: str = param("breast_cancer", help="Parquet/CSV path or a bundled data set name")
+    label: str = param(DEFAULT_LABEL)
+    estimator: str = param("random_forest", choices=sorted(ESTIMATORS))
+    task: str = param("auto", choices=TASK_CHOICES)
+    search: str = param("grid", choices=SEARCHES)
+    # JSON text; from Python the dict itself is taken too.
+    space: str = param("", help="JSON search space; empty: the estimator's default space")
+    grid_points: int = param(3, help="values per range in a grid search")
+    n_iter: int = param(10, help="candidates a random search tries")
+    n_jobs: int = param(2, help="fits run at once on Spark")
+    metric: str | None = param(None, help="default: log_loss / rmse by task")
+    cv_folds: int = param(3)
+    top_k: int = param(5, help="best candidates logged as child runs")
+    seed: int = param(42)
+    test_fraction: float = param(0.2)
+    exclude: tuple[str, ...] = param((), help="comma-separated columns that are not features (ids)")
+    model_name: str | None = param(None, help="register the best estimator")
 
 
-def run(
-    spark: SparkSession,
-    settings: Settings,
-    data: str,
-    label: str = DEFAULT_LABEL,
-    estimator: str = "random_forest",
-    task: str = "auto",
-    search: str = "grid",
-    space: str | dict | None = None,
-    grid_points: int = 3,
-    n_iter: int = 10,
-    n_jobs: int = 2,
-    metric: str | None = None,
-    cv_folds: int = 3,
-    top_k: int = 5,
-    seed: int = 42,
-    test_fraction: float = 0.2,
-    exclude: Sequence[str] = (),
-    model_name: str | None = None,
-) -> TrainResult:
+def run(spark: SparkSession, settings: Settings, params: TuneJoblibParams) -> TrainResult:
     """Search, log, refit; everything is validated before a Spark job or a run starts."""
-    if search not in SEARCHES:
-        raise UserInputError(f"search must be one of {', '.join(SEARCHES)}, got {search!r}")
-    minimums = {"n_jobs": (n_jobs, 1), "n_iter": (n_iter, 1), "top_k": (top_k, 1), "grid_points": (grid_points, 2)}
+    p = params
+    if p.search not in SEARCHES:
+        raise UserInputError(f"search must be one of {', '.join(SEARCHES)}, got {p.search!r}")
+    minimums = {
+        "n_jobs": (p.n_jobs, 1),
+        "n_iter": (p.n_iter, 1),
+        "top_k": (p.top_k, 1),
+        "grid_points": (p.grid_points, 2),
+    }
     for name, (value, least) in minimums.items():
         if value < least:
             raise UserInputError(f"{name} must be at least {least}, got {value}")
-    prepared = prepare(data, label, estimator, task, metric, seed, test_fraction, exclude, cv_folds, space)
+    prepared = prepare(p)
     searched = prepared.space
-    cv = search_cv(prepared, searched, search, grid_points, n_iter, cv_folds, seed)
+    cv = search_cv(prepared, searched, p.search, p.grid_points, p.n_iter, p.cv_folds, p.seed)
 
-    with tracked_run(settings, run_name=f"tune_joblib-{estimator}") as active:
-        prepared.log_setup(
-            {"search": search, "space": describe(searched), "n_candidates": _candidate_count(cv), "n_jobs": n_jobs}
-        )
-        fit_on_spark(cv, prepared.X_train, prepared.y_train, n_jobs)
+    with tracked_run(settings, run_name=f"tune_joblib-{p.estimator}") as active:
+        prepared.log_setup({"space": describe(searched), "n_candidates": _candidate_count(cv)})
+        fit_on_spark(cv, prepared.X_train, prepared.y_train, p.n_jobs)
         results = cv_results_table(cv, prepared.metric.negated)
         mlflow.log_table(results, artifact_file="tuning/cv_results.json")
-        _log_best_candidates(results, prepared.metric, top_k)
+        _log_best_candidates(results, prepared.metric, p.top_k)
         best = {k.removeprefix(f"{ESTIMATOR_STEP}__"): v for k, v in cv.best_params_.items()}
         log_new_params({f"best.{k}": v for k, v in best.items()})
         best_value = -cv.best_score_ if prepared.metric.negated else cv.best_score_
         mlflow.log_metrics({f"best_cv_{prepared.metric.name}": best_value, "n_candidates": len(results)})
 
         # refit=False above: the best candidate is refit once, here, by the code train_sklearn logs models with.
-        return refit_best(active, prepared, best, model_name)
+        return refit_best(active, prepared, best, p.model_name)
 
 
 def search_cv(prepared, searched, search: str, grid_points: int, n_iter: int, folds: int, seed: int):
@@ -156,29 +140,9 @@ def _candidate_count(cv) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:
-    args = parse_args(argv)
+    params = parse_params(TuneJoblibParams, argv)
     settings = Settings.from_env()
-    spark = build_spark(settings, app_name=f"tune_joblib-{args.estimator}")
-    result = run(
-        spark,
-        settings,
-        data=args.data,
-        label=args.label,
-        estimator=args.estimator,
-        task=args.task,
-        search=args.search,
-        space=args.space,
-        grid_points=args.grid_points,
-        n_iter=args.n_iter,
-        n_jobs=args.n_jobs,
-        metric=args.metric,
-        cv_folds=args.cv_folds,
-        top_k=args.top_k,
-        seed=args.seed,
-        test_fraction=args.test_fraction,
-        exclude=comma_list(args.exclude),
-        model_name=args.model_name,
-    )
+    result = run(build_spark(settings, app_name=f"tune_joblib-{params.estimator}"), settings, params)
     print(result.summary())
     return result
 

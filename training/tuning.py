@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import mlflow
 import pandas as pd
@@ -19,6 +18,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from lifecycle.datasets import Table, load_table
 from lifecycle.errors import UserInputError
+from lifecycle.params import logged_params
 from lifecycle.tracking import log_dataset, log_new_params
 from training.estimators import ESTIMATOR_STEP, build_pipeline
 from training.evaluation import GREATER_IS_BETTER
@@ -63,7 +63,7 @@ class TuningData:
     y_test: pd.Series
     pipeline: Any  # the unfitted pipeline with the estimator's defaults; trials set the searched parameters
     metric: TuningMetric
-    request: dict[str, Any]  # what the user asked for, as logged: data, label, estimator, task, seed, ...
+    request: SearchRequest  # what the user asked for
     space: Space  # the search space, checked against the estimator
 
     def objective(self, data: Any, space, seed: int):
@@ -71,7 +71,7 @@ class TuningData:
         from training._trial import CrossValidatedObjective
 
         m = self.metric
-        folds = self.request["cv_folds"]
+        folds = self.request.cv_folds
         return CrossValidatedObjective(
             self.pipeline, data, space, m.scorer, m.negated, m.greater_is_better, folds, seed
         )
@@ -85,49 +85,44 @@ class TuningData:
             "n_rows_train": len(self.X_train),
             "n_rows_test": len(self.X_test),
         }
-        log_new_params(self.request | resolved | extra)
-        log_dataset(self.table.to_mlflow_dataset(targets=self.request["label"]), context="training")
+        log_new_params(logged_params(self.request) | resolved | extra)
+        log_dataset(self.table.to_mlflow_dataset(targets=self.request.label), context="training")
 
 
-def prepare(
-    data: str,
-    label: str,
-    estimator: str,
-    task: str,
-    metric: str | None,
-    seed: int,
-    test_fraction: float,
-    exclude: Sequence[str],
-    cv_folds: int,
-    space: str | dict | None = None,
-) -> TuningData:
+class SearchRequest(Protocol):
+    """The parameters both tuning jobs take (their parameter dataclasses have these fields, and more)."""
+
+    data: str
+    label: str
+    estimator: str
+    task: str
+    space: str | dict
+    metric: str | None
+    cv_folds: int
+    seed: int
+    test_fraction: float
+    exclude: tuple[str, ...]
+
+
+def prepare(request: SearchRequest) -> TuningData:
     """Load, split and check everything a tuning job needs before any Spark job or run starts: the data, the
     estimator, the metric, and the search space (`space`, or the estimator's default) against the estimator."""
-    check_test_fraction(test_fraction)
-    if cv_folds < 2:
-        raise UserInputError(f"cv_folds must be at least 2, got {cv_folds}")
-    table = load_table(data)
-    labeled = split_features(table.frame, label, task, list(exclude))
-    pipeline = build_pipeline(estimator, labeled, {}, seed)  # refuses an unknown estimator, listing the known
-    search = parse_space(space, SKLEARN_SPACES[estimator])
+    r = request
+    check_test_fraction(r.test_fraction)
+    if r.cv_folds < 2:
+        raise UserInputError(f"cv_folds must be at least 2, got {r.cv_folds}")
+    table = load_table(r.data)
+    labeled = split_features(table.frame, r.label, r.task, list(r.exclude))
+    pipeline = build_pipeline(r.estimator, labeled, {}, r.seed)  # refuses an unknown estimator, listing the known
+    search = parse_space(r.space, SKLEARN_SPACES[r.estimator])
     check_sklearn_space(search, pipeline[ESTIMATOR_STEP])
-    X_train, X_test, y_train, y_test = split_train_test(labeled, test_fraction, seed)
-    chosen = resolve_metric(labeled.task, metric, y_train.nunique())
-    if labeled.task == CLASSIFICATION and y_train.value_counts().min() < cv_folds:
+    X_train, X_test, y_train, y_test = split_train_test(labeled, r.test_fraction, r.seed)
+    chosen = resolve_metric(labeled.task, r.metric, y_train.nunique())
+    if labeled.task == CLASSIFICATION and y_train.value_counts().min() < r.cv_folds:
         raise UserInputError(
-            f"cv_folds={cv_folds} needs every class of {label!r} at least {cv_folds} times in the training split; "
-            f"the rarest has {y_train.value_counts().min()}"
+            f"cv_folds={r.cv_folds} needs every class of {r.label!r} at least {r.cv_folds} times in the training "
+            f"split; the rarest has {y_train.value_counts().min()}"
         )
-    request = {
-        "data": data,
-        "label": label,
-        "estimator": estimator,
-        "task": task,
-        "cv_folds": cv_folds,
-        "seed": seed,
-        "test_fraction": test_fraction,
-        "exclude": ",".join(exclude),
-    }
     return TuningData(table, labeled, X_train, X_test, y_train, y_test, pipeline, chosen, request, search)
 
 

@@ -11,8 +11,7 @@ from training.estimators import build_pipeline
 from training.search_space import parse_space, to_grid
 from training.sklearn_fit import split_train_test
 from training.tasks import split_features
-from training.tune_hyperopt import run
-from training.tune_mllib import run as run_mllib
+from training.tune_hyperopt import TuneHyperoptParams, run
 
 C_SPACE = {"C": {"low": 0.01, "high": 10.0, "log": True}}
 
@@ -26,12 +25,14 @@ def test_32_parallel_trials_on_sqlite_record_32_child_runs_and_the_best_one_is_r
     result = run(
         spark,
         settings,
-        data="breast_cancer",
-        estimator="logistic_regression",
-        space=C_SPACE,
-        max_evals=32,
-        parallelism=2,
-        model_name="tuned",
+        TuneHyperoptParams(
+            data="breast_cancer",
+            estimator="logistic_regression",
+            space=C_SPACE,
+            max_evals=32,
+            parallelism=2,
+            model_name="tuned",
+        ),
     )
 
     children = _children(client, result.run_id)
@@ -63,7 +64,9 @@ def test_32_parallel_trials_on_sqlite_record_32_child_runs_and_the_best_one_is_r
 def test_a_failing_trial_is_a_failed_child_run_and_the_others_still_count(spark, settings, client):
     # An L1 penalty passes every check made before fitting; the default solver (lbfgs) refuses it in the trial.
     space = {"l1_ratio": [1.0, 0.0]}
-    result = run(spark, settings, data="wine", estimator="logistic_regression", space=space, max_evals=6)
+    result = run(
+        spark, settings, TuneHyperoptParams(data="wine", estimator="logistic_regression", space=space, max_evals=6)
+    )
     children = _children(client, result.run_id)
     failed = [c for c in children if c.info.status == "FAILED"]
     finished = [c for c in children if c.info.status == "FINISHED"]
@@ -86,7 +89,11 @@ def test_a_failing_trial_is_a_failed_child_run_and_the_others_still_count(spark,
 )
 def test_bad_space_or_budget_fails_before_any_run(spark, settings, client, space, max_evals, message):
     with pytest.raises(UserInputError, match=message.replace("(", r"\(")):
-        run(spark, settings, data="breast_cancer", estimator="logistic_regression", space=space, max_evals=max_evals)
+        run(
+            spark,
+            settings,
+            TuneHyperoptParams(data="breast_cancer", estimator="logistic_regression", space=space, max_evals=max_evals),
+        )
     experiment = client.get_experiment_by_name(settings.experiment_name)
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
 
@@ -97,17 +104,20 @@ def test_default_spaces_are_grids_of_real_parameters():
 
 
 def test_mllib_tuning_runs_sequential_trials_says_so_and_registers_the_refit_pipeline(spark, settings, client, caplog):
-    caplog.set_level(logging.WARNING, logger="training.tune_mllib")
+    caplog.set_level(logging.WARNING, logger="training.mllib_tuning")
     space = {"numTrees": {"low": 5, "high": 15, "int": True}, "maxDepth": [2, 4]}
-    result = run_mllib(
-        spark, settings, data="penguins", label="body_mass_g", space=space, max_evals=2, parallelism=2,
+    params = TuneHyperoptParams(
+        library="mllib", data="penguins", label="body_mass_g", space=space, max_evals=2, parallelism=2, cv_folds=2,
         model_name="penguins_tuned",
     )  # fmt: skip
+    result = run(spark, settings, params)
     assert "running 2 trials one after another with Hyperopt's Trials" in caplog.text
     parent = client.get_run(result.run_id)
     assert parent.data.params["trials_backend"] == "Trials" and parent.data.params["metric"] == "rmse"
     children = _children(client, result.run_id)
-    assert len(children) == 2 and all("validation_rmse" in c.data.metrics for c in children)
+    # Each trial is judged by cv_folds-fold cross-validation on the training split.
+    assert len(children) == 2 and all({"cv_rmse", "cv_rmse_std"} <= set(c.data.metrics) for c in children)
+    assert parent.data.params["cv_folds"] == "2"
     assert 5 <= result.best_params["numTrees"] <= 15 and result.best_params["maxDepth"] in (2, 4)
     version = client.get_model_version("penguins_tuned", "1")
     model = mlflow.spark.load_model(f"models:/penguins_tuned/{version.version}")
@@ -117,12 +127,20 @@ def test_mllib_tuning_runs_sequential_trials_says_so_and_registers_the_refit_pip
 
 def test_mllib_tuning_refuses_a_parameter_the_estimator_lacks(spark, settings):
     with pytest.raises(UserInputError, match="RandomForestRegressor does not accept C; it accepts: "):
-        run_mllib(spark, settings, data="penguins", label="body_mass_g", space={"C": [1.0]}, max_evals=1)
+        run(
+            spark,
+            settings,
+            TuneHyperoptParams(library="mllib", data="penguins", label="body_mass_g", space={"C": [1.0]}, max_evals=1),
+        )
 
 
 def test_when_every_trial_fails_the_user_gets_the_first_error_and_the_failed_trials(spark, settings, client):
     with pytest.raises(UserInputError, match="every trial failed; the first error: ValueError: Solver lbfgs supports"):
-        run(spark, settings, data="wine", estimator="logistic_regression", space={"l1_ratio": [1.0]}, max_evals=2)
+        run(
+            spark,
+            settings,
+            TuneHyperoptParams(data="wine", estimator="logistic_regression", space={"l1_ratio": [1.0]}, max_evals=2),
+        )
     experiment = client.get_experiment_by_name(settings.experiment_name)
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED", "FAILED"]  # the tuning run and both trials
@@ -130,9 +148,17 @@ def test_when_every_trial_fails_the_user_gets_the_first_error_and_the_failed_tri
 
 def test_optuna_backend_nests_its_study_and_trials_under_the_tuning_run(spark, settings, client):
     result = run(
-        spark, settings, data="breast_cancer", estimator="logistic_regression", space=C_SPACE, max_evals=8,
-        parallelism=2, backend="optuna",
-    )  # fmt: skip
+        spark,
+        settings,
+        TuneHyperoptParams(
+            data="breast_cancer",
+            estimator="logistic_regression",
+            space=C_SPACE,
+            max_evals=8,
+            parallelism=2,
+            backend="optuna",
+        ),
+    )
     parent = client.get_run(result.run_id)
     assert parent.data.params["trials_backend"] == "MlflowSparkStudy"
     (study,) = _children(client, result.run_id)
@@ -147,7 +173,7 @@ def test_optuna_backend_nests_its_study_and_trials_under_the_tuning_run(spark, s
 
 def test_an_unknown_backend_is_refused(spark, settings):
     with pytest.raises(UserInputError, match="backend must be one of hyperopt, optuna, got 'ray'"):
-        run(spark, settings, data="breast_cancer", estimator="logistic_regression", backend="ray")
+        run(spark, settings, TuneHyperoptParams(data="breast_cancer", estimator="logistic_regression", backend="ray"))
 
 
 def test_mllib_tuning_with_the_optuna_backend_is_refused_before_spark_starts():
@@ -159,8 +185,21 @@ def test_mllib_tuning_with_the_optuna_backend_is_refused_before_spark_starts():
 
 def test_parallelism_one_runs_sequential_trials_on_the_driver(spark, settings, client):
     result = run(
-        spark, settings, data="wine", estimator="logistic_regression", space=C_SPACE, max_evals=3, parallelism=1
+        spark,
+        settings,
+        TuneHyperoptParams(data="wine", estimator="logistic_regression", space=C_SPACE, max_evals=3, parallelism=1),
     )
     assert client.get_run(result.run_id).data.params["trials_backend"] == "Trials"
     children = _children(client, result.run_id)
     assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_timeout_stops_starting_trials_on_the_sequential_path_too(spark, settings, client):
+    params = TuneHyperoptParams(
+        data="wine", estimator="random_forest", space='{"n_estimators": [300]}', max_evals=50, parallelism=1,
+        timeout=1.0,
+    )  # fmt: skip
+    result = run(spark, settings, params)
+    trials = _children(client, result.run_id)
+    # A 300-tree forest's 3-fold CV takes longer than the second given: one trial starts, no second one.
+    assert 1 <= len(trials) <= 3 and client.get_run(result.run_id).data.params["timeout"] == "1.0"

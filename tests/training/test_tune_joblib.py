@@ -11,7 +11,7 @@ from lifecycle.errors import UserInputError
 from training.estimators import build_pipeline
 from training.sklearn_fit import split_train_test
 from training.tasks import split_features
-from training.tune_joblib import run
+from training.tune_joblib import TuneJoblibParams, run
 
 
 def _split(data="breast_cancer", label="target"):
@@ -22,9 +22,18 @@ def _split(data="breast_cancer", label="target"):
 def test_grid_search_on_spark_matches_scikit_learn_and_logs_table_best_candidates_and_model(spark, settings, client):
     space = {"C": [0.01, 0.1, 1.0, 10.0]}
     result = run(
-        spark, settings, data="breast_cancer", estimator="logistic_regression", search="grid", space=space,
-        n_jobs=2, top_k=2, model_name="grid_tuned",
-    )  # fmt: skip
+        spark,
+        settings,
+        TuneJoblibParams(
+            data="breast_cancer",
+            estimator="logistic_regression",
+            search="grid",
+            space=space,
+            n_jobs=2,
+            top_k=2,
+            model_name="grid_tuned",
+        ),
+    )
 
     # The same search in this process, without Spark: the same scores for every candidate, the same winner.
     labeled, X_train, X_test, y_train, _ = _split()
@@ -57,8 +66,10 @@ def test_grid_search_on_spark_matches_scikit_learn_and_logs_table_best_candidate
 def test_random_search_tries_n_iter_candidates_drawn_from_ranges(spark, settings, client):
     space = {"n_estimators": {"low": 5, "high": 20, "int": True}, "max_depth": [2, 3]}
     result = run(
-        spark, settings, data="diabetes", estimator="random_forest", search="random", space=space, n_iter=3, n_jobs=2,
-    )  # fmt: skip
+        spark,
+        settings,
+        TuneJoblibParams(data="diabetes", estimator="random_forest", search="random", space=space, n_iter=3, n_jobs=2),
+    )
     table = pd.DataFrame(**json.loads(mlflow.artifacts.load_text(f"runs:/{result.run_id}/tuning/cv_results.json")))
     assert len(table) == 3
     assert all(5 <= int(v) <= 20 for v in table["param_n_estimators"]) and set(table["param_max_depth"]) <= {"2", "3"}
@@ -78,6 +89,6 @@ def test_random_search_tries_n_iter_candidates_drawn_from_ranges(spark, settings
 )
 def test_bad_search_input_fails_before_any_run(spark, settings, client, kwargs, message):
     with pytest.raises(UserInputError, match=message):
-        run(spark, settings, data="breast_cancer", estimator="logistic_regression", **kwargs)
+        run(spark, settings, TuneJoblibParams(data="breast_cancer", estimator="logistic_regression", **kwargs))
     experiment = client.get_experiment_by_name(settings.experiment_name)
     assert experiment is None or client.search_runs([experiment.experiment_id]) == []
