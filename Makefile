@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
-# Before the install: lifecycle.java needs only the standard library.
+# Before the install: common.java needs only the standard library.
 check-java:
-	@$(PYTHON) -m lifecycle.java
+	@$(PYTHON) -m common.java
 
 # The whole lifecycle on scikit-learn's bundled breast-cancer data, through MLflow Projects, with the embedded
 # defaults: SQLite tracking in ./mlflow.db, artifacts in ./mlruns, local Spark.

@@ -1,4 +1,4 @@
-"""The ways users score a scikit-learn model on Spark without this project, written as the seeds describe them.
+"""The ways users score a scikit-learn model on Spark without this project, written as tutorials commonly write them.
 
 Each builder takes the input DataFrame (`id`, f0..fn) and returns the scored DataFrame; the timed action writes it
 as Parquet. Worker-side functions are closures, so Spark pickles them by value with the model they capture.
@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 
 
 def per_row_udf(spark: SparkSession, model, features: list[str]):
-    """A plain Python UDF calling predict on one row at a time, the model broadcast (seed 000's starting point)."""
+    """A plain Python UDF calling predict on one row at a time, the model broadcast (the usual starting point)."""
     broadcast = spark.sparkContext.broadcast(model)
 
     @F.udf(T.LongType())
@@ -27,8 +27,8 @@ def per_row_udf(spark: SparkSession, model, features: list[str]):
     return build
 
 
-def seed000_collect_list(spark: SparkSession, model, features: list[str], rows: int):
-    """Seed 000: a global row_number modulo the group count, collect_list of {id: features} maps per group, one
+def grouped_collect_list(spark: SparkSession, model, features: list[str], rows: int):
+    """Grouped collect_list: a global row_number modulo the group count, collect_list of {id: features} maps per group, one
     UDF call per group returning {id: probability}, exploded back to rows. Groups of 50k rows, as the seed
     advises (fewer rows for wide inputs, so a group's maps fit in a Python worker)."""
     broadcast = spark.sparkContext.broadcast(model)
@@ -55,8 +55,8 @@ def seed000_collect_list(spark: SparkSession, model, features: list[str], rows: 
     return build
 
 
-def seed001_apply_in_pandas(spark: SparkSession, model, features: list[str]):
-    """Seed 001: rows put in explicit groups, a grouped-map pandas UDF with the model captured in its closure."""
+def grouped_apply_in_pandas(spark: SparkSession, model, features: list[str]):
+    """Grouped map: rows put in explicit groups, a grouped-map pandas UDF with the model captured in its closure."""
     buckets = max(int(spark.conf.get("spark.sql.shuffle.partitions")), spark.sparkContext.defaultParallelism)
 
     def predict_group(frame: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from lifecycle.settings import Settings
+from common.settings import Settings
 
 
 def bench_settings(workdir: Path, master: str = "local[2]") -> Settings:

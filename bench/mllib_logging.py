@@ -12,7 +12,7 @@ import mlflow
 from pyspark.sql import types as T
 
 from bench._common import bench_settings, print_table, workdir
-from lifecycle.spark import build_spark
+from common.spark import build_spark
 from training.spark_model import log_spark_model
 from training.train_mllib import TrainMllibParams
 from training.train_mllib import run as train_mllib

@@ -1,5 +1,5 @@
 """score_batch's path for an MLlib pipeline (its own `transform`, in the JVM) vs the same registered model through
-`mlflow.pyfunc.spark_udf`, on seed 003's shape of data (categorical + numeric columns -> a price).
+`mlflow.pyfunc.spark_udf`, on data of mixed categorical and numeric columns (categorical + numeric columns -> a price).
 
     python -m bench.mllib_scoring [--rows 1000000] [--udf-rows 20000]
 
@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from bench._common import bench_settings, best_time, print_table, workdir, write_parquet_files
-from lifecycle.spark import build_spark
+from common.spark import build_spark
 from scoring.score import score_dataframe
 from training.mllib_pipeline import PREDICTION, MllibSpec, build_pipeline, plan_features
 from training.spark_model import log_spark_model

@@ -15,8 +15,8 @@ import time
 from threadpoolctl import threadpool_limits
 
 from bench._common import bench_settings, best_time, print_table, workdir
-from lifecycle.iot_devices import GROUP, LABEL, generate
-from lifecycle.spark import build_spark
+from common.iot_devices import GROUP, LABEL, generate
+from common.spark import build_spark
 from training._per_group_executor import GroupTrainingPlan, fit_group
 from training.train_per_group import train_groups
 

@@ -23,7 +23,7 @@ from bench._common import (
     workdir,
     write_parquet_files,
 )
-from lifecycle.spark import build_spark
+from common.spark import build_spark
 from scoring.score import score_dataframe
 from training.sklearn_model import log_sklearn_model
 

@@ -4,8 +4,8 @@
     python -m bench.scoring_strategies --quick    # 100k x 20 and 20k x 300 (a few minutes)
 
 For a logistic regression and a 100-tree forest: rows/s, and the fraction of the in-process limit (two plain
-Python processes: Parquet in -> predict -> Parquet out), of a per-row UDF (on a sample), seed 000's grouped
-collect_list, seed 001's applyInPandas, mapInPandas, mlflow.pyfunc.spark_udf, and each of our strategies. Every
+Python processes: Parquet in -> predict -> Parquet out), of a per-row UDF (on a sample), a grouped
+collect_list over row groups, applyInPandas over row groups, mapInPandas, mlflow.pyfunc.spark_udf, and each of our strategies. Every
 path reads the same Parquet folder on local[2] and writes Parquet. Each is warmed up on a small sample first;
 then every path is timed once per round, two rounds interleaved, and the faster counts (paths slower than 15 s
 run once). Then the scaling of our default path:
@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from bench import _baselines as baselines
 from bench._common import bench_settings, print_table, synthetic_classification, workdir, write_parquet_files
 from bench._inprocess import InProcessScorer
-from lifecycle.spark import build_spark
+from common.spark import build_spark
 from scoring.plan import arrow_batch_rows
 from scoring.score import score_dataframe
 from training.sklearn_model import log_sklearn_model
@@ -129,8 +129,8 @@ def run_shape(bench: Bench, shape: Shape, results: dict) -> None:
         udf_sample.count()
         builders = [
             ("per-row UDF (on a sample, see below)", baselines.per_row_udf(spark, model, features), None),
-            ("seed 000 grouped collect_list", baselines.seed000_collect_list(spark, model, features, shape.rows), None),
-            ("seed 001 applyInPandas", baselines.seed001_apply_in_pandas(spark, model, features), None),
+            ("grouped collect_list (row groups)", baselines.grouped_collect_list(spark, model, features, shape.rows), None),
+            ("applyInPandas over row groups", baselines.grouped_apply_in_pandas(spark, model, features), None),
             ("mapInPandas (model once per task)", baselines.map_in_pandas(spark, model, features), None),
             ("mlflow.pyfunc.spark_udf (positional)", baselines.mlflow_spark_udf(spark, uri, features), None),
         ]

@@ -15,9 +15,10 @@ from pyspark.sql import types as T
 from sklearn.linear_model import LogisticRegression
 
 from bench._common import bench_settings, print_table, synthetic_classification, workdir, write_parquet_files
-from lifecycle.spark import build_spark
+from common.spark import build_spark
 from scoring import score_batch
-from scoring.score_stream import StreamConfig
+from scoring.score_batch import ScoreBatchParams
+from scoring.score_stream import ScoreStreamParams
 from scoring.score_stream import run as run_stream
 from scoring.stream_state import StreamState
 from training.mllib_pipeline import PREDICTION, MllibSpec, build_pipeline, plan_features
@@ -40,7 +41,8 @@ def _register_models(spark, train) -> dict[str, str]:
 
 
 def _stream(spark, settings, folder, uri, name, files_per_trigger) -> tuple[float, list[float]]:
-    config = StreamConfig(
+    config = ScoreStreamParams(
+        ids="id BIGINT",
         model_uri=uri,
         input=str(folder),
         output=str(folder.parent / f"out-{name}"),
@@ -49,7 +51,7 @@ def _stream(spark, settings, folder, uri, name, files_per_trigger) -> tuple[floa
         max_files_per_trigger=files_per_trigger,
     )
     started = time.perf_counter()
-    run_stream(spark, settings, config, ids="id BIGINT")
+    run_stream(spark, settings, config)
     seconds = time.perf_counter() - started
     run_id = StreamState(spark, config.checkpoint).run_id()
     latencies = [m.value for m in mlflow.MlflowClient().get_metric_history(run_id, "latency_seconds")]
@@ -83,7 +85,9 @@ def main() -> None:
     for index, (label, uri) in enumerate(models.items()):
         _, small_latencies = _stream(spark, settings, small, uri, f"small-{index}", 1)
         large_s, large_latencies = _stream(spark, settings, large, uri, f"large-{index}", args.large_files_per_trigger)
-        batch = score_batch.run(spark, settings, uri, str(large), str(root / f"batch-{index}"))
+        batch = score_batch.run(
+            spark, settings, ScoreBatchParams(model_uri=uri, input=str(large), output=str(root / f"batch-{index}"))
+        )
         per_batch = sum(small_latencies) / len(small_latencies)
         batch_rate = large_rows / batch.seconds
         # The first micro-batch pays for starting Python workers and loading the model in them; the rest is the

@@ -17,7 +17,7 @@ import numpy as np
 from hyperopt import SparkTrials, Trials, fmin, tpe
 
 from bench._common import bench_settings, print_table, workdir
-from lifecycle.spark import build_spark
+from common.spark import build_spark
 from training.optuna_search import minimize_with_optuna
 from training.search_space import parse_space, to_hyperopt
 from training.tune_joblib import TuneJoblibParams, fit_on_spark, search_cv

@@ -1,1 +1,1 @@
-"""What every job shares: settings, the SparkSession factory, tracking setup, data loading, CLI plumbing."""
+"""The quickstart job, above every stage: train, register, promote and score in one run (lifecycle.main)."""

@@ -5,39 +5,40 @@ train (tracked run, registered version) -> Staging -> Production -> batch scorin
 
 from __future__ import annotations
 
-import argparse
-import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 
-from lifecycle.cli import run_cli, whole_number
-from lifecycle.datasets import DEFAULT_LABEL, load_table
-from lifecycle.settings import Settings
-from lifecycle.spark import build_spark
-from lifecycle.tracking import tracked_run
+from common.cli import run_cli
+from common.datasets import DEFAULT_LABEL, load_table
+from common.params import param, parse_params
+from common.settings import Settings
+from common.spark import build_spark
+from common.tracking import tracked_run
 from registry import promote
+from registry.promote import PromoteParams
 from scoring import score_batch
+from scoring.score_batch import ScoreBatchParams
 from training import train_sklearn
+from training.estimators import ESTIMATORS
 from training.train_sklearn import TrainSklearnParams
 
-_logger = logging.getLogger(__name__)
 ID_COLUMN = "row_id"
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="breast_cancer")
-    parser.add_argument("--label", default=DEFAULT_LABEL)
-    parser.add_argument("--estimator", default="random_forest")
-    parser.add_argument("--model-name", default="breast_cancer_classifier")
-    parser.add_argument("--output", default="output/quickstart/predictions.parquet")
-    parser.add_argument("--seed", type=whole_number, default=42)
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class MainParams:
+    data: str = param("breast_cancer", help="Parquet/CSV path or a bundled data set name")
+    label: str = param(DEFAULT_LABEL)
+    estimator: str = param("random_forest", choices=sorted(ESTIMATORS))
+    model_name: str = param("breast_cancer_classifier")
+    output: str = param("output/quickstart/predictions.parquet")
+    seed: int = param(42)
 
 
-def write_scoring_input(data: str, label: str, path: Path) -> Path:
+def write_scoring_input(data: str, path: Path) -> Path:
     """The data set as a scoring job would see it: an id column, the features, and the true label kept as a
     pass-through column so predictions can be compared with it."""
     frame = load_table(data).frame
@@ -48,7 +49,7 @@ def write_scoring_input(data: str, label: str, path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    args = parse_args(argv)
+    args = parse_params(MainParams, argv)
     settings = Settings.from_env()
     spark = build_spark(settings, app_name="lifecycle-main")
     with tracked_run(settings, run_name="lifecycle") as parent:
@@ -59,18 +60,27 @@ def main(argv: Sequence[str] | None = None) -> dict:
             ),
         )
         reason = f"quickstart: trained in run {trained.run_id}"
-        promote.run(settings, args.model_name, "Staging", trained.model_version, reason)
+        promote.run(
+            settings,
+            PromoteParams(model_name=args.model_name, stage="Staging", version=trained.model_version, reason=reason),
+        )
         # Through the champion/challenger gate, on the test split the training run logged.
-        promoted = promote.run(settings, args.model_name, "Production", trained.model_version, reason, spark=spark)
+        promoted = promote.run(
+            settings,
+            PromoteParams(model_name=args.model_name, stage="Production", version=trained.model_version, reason=reason),
+            spark=spark,
+        )
         output = Path(args.output)
-        scoring_input = write_scoring_input(args.data, args.label, output.parent / "input.parquet")
+        scoring_input = write_scoring_input(args.data, output.parent / "input.parquet")
         scored = score_batch.run(
             spark,
             settings,
-            model_uri=f"models:/{args.model_name}/production",
-            input=str(scoring_input),
-            output=str(output),
-            overwrite=True,
+            ScoreBatchParams(
+                model_uri=f"models:/{args.model_name}/production",
+                input=str(scoring_input),
+                output=str(output),
+                overwrite=True,
+            ),
         )
         summary = {
             "experiment": mlflow.get_experiment(parent.info.experiment_id).name,

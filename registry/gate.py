@@ -23,11 +23,13 @@ from mlflow.models import EvaluationResult, MetricThreshold
 from mlflow.models.evaluation.validation import ModelValidationFailedException
 from pyspark.sql import SparkSession
 
-from lifecycle.datasets import load_table
-from lifecycle.errors import UserInputError
-from registry.resolve import ResolvedModel
+from common.columns import col
+from common.datasets import load_table
+from common.errors import UserInputError
+from common.model_uri import ResolvedModel
 from scoring.score import score_resolved
 from training.evaluation import GREATER_IS_BETTER, classification_metrics, regression_metrics
+from training.registration import CLASSES_TAG
 from training.tasks import CLASSIFICATION, REGRESSION
 
 # "Not worse than the champion beyond a tolerance" in MetricThreshold terms: MLflow only asks for an improvement
@@ -120,10 +122,14 @@ def evaluation_frame(client, candidate: ModelVersion, data: str | None) -> tuple
 def score_metrics(spark: SparkSession, model: ResolvedModel, rows: pa.Table, label: str, task: str) -> dict[str, float]:
     """The model's metrics on `rows`, scored the way production jobs score (columns bound by signature name)."""
     scored = score_resolved(spark, spark.createDataFrame(rows), model).frame
-    out = scored.select(label, "prediction", *(["probability"] if "probability" in scored.columns else [])).toPandas()
+    out = scored.select(
+        col(label), "prediction", *(["probability"] if "probability" in scored.columns else [])
+    ).toPandas()
     if task == REGRESSION:
         return regression_metrics(out[label], out["prediction"])
-    classes = sorted(set(out[label]) | set(out["prediction"]))
+    # The model's own classes when it recorded them: a small test split may lack one, and the probabilities still
+    # hold a column for it.
+    classes = _model_classes(model) or sorted(set(out[label]) | set(out["prediction"]))
     if "probability" not in out.columns:  # a model without probabilities: only the label-based metrics apply
         return {"accuracy": float((out[label] == out["prediction"]).mean())}
     first = out["probability"].iloc[0]
@@ -134,6 +140,13 @@ def score_metrics(spark: SparkSession, model: ResolvedModel, rows: pa.Table, lab
     else:
         proba = np.vstack(out["probability"].to_numpy())
     return classification_metrics(out[label], out["prediction"], proba, classes)
+
+
+def _model_classes(model: ResolvedModel) -> list | None:
+    if not model.model_version:
+        return None
+    tag = mlflow.MlflowClient().get_model_version(model.model_name, model.model_version).tags.get(CLASSES_TAG)
+    return json.loads(tag) if tag else None
 
 
 def judge(candidate: dict[str, float], champion: dict[str, float] | None, thresholds: dict) -> GateResult:

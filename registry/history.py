@@ -6,18 +6,18 @@ drift between stages and aliases.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import mlflow
 
-from lifecycle.cli import run_cli
-from lifecycle.settings import Settings
-from lifecycle.tracking import configure_tracking
-from registry.lookup import ALIASED_STAGES, list_versions, require_model
-from registry.promote import PROMOTION_TAG
+from common.cli import run_cli
+from common.params import param, parse_params
+from common.registry_lookup import ALIASED_STAGES, list_versions, require_model
+from common.settings import Settings
+from common.tracking import configure_tracking
+from registry.promotion import PROMOTION_TAG
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,17 @@ def drift(client: mlflow.MlflowClient, name: str) -> list[str]:
     return problems
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="history", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-name", required=True)
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class HistoryParams:
+    model_name: str = param(help="the registered model")
 
 
 def main(argv: Sequence[str] | None = None) -> tuple[list[Event], list[str]]:
-    args = parse_args(argv)
+    name = parse_params(HistoryParams, argv).model_name
     configure_tracking(Settings.from_env())
     client = mlflow.MlflowClient()
-    events, problems = timeline(client, args.model_name), drift(client, args.model_name)
-    print(f"{args.model_name}: {len(events)} promotion(s)")
+    events, problems = timeline(client, name), drift(client, name)
+    print(f"{name}: {len(events)} promotion(s)")
     for e in events:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(e.metrics.items()))
         print(f"  {e.when}  v{e.version:<4} -> {e.stage:<10} by {e.who}  gate: {e.gate or '-'}  why: {e.why or '-'}")

@@ -5,31 +5,32 @@ python -m registry.rollback --model-name cancer --reason "v4 misbehaves on new d
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import mlflow
 
-from lifecycle.cli import optional_str, run_cli
-from lifecycle.errors import UserInputError
-from lifecycle.settings import Settings
-from lifecycle.tracking import configure_tracking
-from registry import promote
-from registry.lookup import require_model
-from registry.resolve import resolve_model_uri
+from common.cli import run_cli
+from common.errors import UserInputError
+from common.model_uri import resolve_model_uri
+from common.params import param, parse_params
+from common.registry_lookup import require_model
+from common.settings import Settings
+from common.tracking import configure_tracking
+from registry.promotion import promote_version
 from registry.stages import Promotion
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="rollback", description=__doc__.splitlines()[0])
-    parser.add_argument("--model-name", required=True)
-    parser.add_argument("--reason", type=optional_str, default=None)
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class RollbackParams:
+    model_name: str = param(help="the registered model")
+    reason: str | None = param(None)
 
 
-def run(settings: Settings, model_name: str, reason: str | None = None) -> Promotion:
+def run(settings: Settings, params: RollbackParams) -> Promotion:
     """The version the current champion replaced (its `previous_production` tag) goes back to Production; the
     gate is not run again: that version was in Production before."""
+    model_name, reason = params.model_name, params.reason
     configure_tracking(settings)
     client = mlflow.MlflowClient()
     require_model(client, model_name)
@@ -44,12 +45,11 @@ def run(settings: Settings, model_name: str, reason: str | None = None) -> Promo
             "recorded for it; promote the version you want with promote"
         )
     why = f"rollback from version {current.model_version}" + (f": {reason}" if reason else "")
-    return promote.run(settings, model_name, "Production", previous, why, rollback=True)
+    return promote_version(settings, model_name, "Production", previous, why, rollback=True)
 
 
 def main(argv: Sequence[str] | None = None) -> Promotion:
-    args = parse_args(argv)
-    result = run(Settings.from_env(), args.model_name, args.reason)
+    result = run(Settings.from_env(), parse_params(RollbackParams, argv))
     print(
         f"{result.model_name}: version {result.version} is back in Production; "
         f"archived {', '.join(result.archived_versions)}"

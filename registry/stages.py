@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 
-from registry.lookup import ALIASED_STAGES, canonical_stage, list_versions, require_version, stage_api
+from common.registry_lookup import ALIASED_STAGES, canonical_stage, list_versions, require_version, stage_api
 
 _logger = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ hands a worker: Arrow record batches (mapInArrow, arrow_udf), pandas frames (map
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-_MAX_CACHED_MODELS = 3  # a stream that follows the registry holds the old and new version for a while
-_MODELS: OrderedDict[str, object] = OrderedDict()
+from common.bounded_cache import BoundedCache
+
+_MODELS: BoundedCache[str, object] = BoundedCache()  # per worker: a stream holds the old and new version a while
 
 # How a batch of features reaches the model (chosen on the driver by probing the model, see scoring.plan):
 NDARRAY = "ndarray"  # one 2-D NumPy array, no pandas at all (a bare estimator fitted on numbers)
@@ -37,17 +37,9 @@ class ScoringPlan:
 
 
 def load_cached(model_key: str, flavor: str):
-    model = _MODELS.get(model_key)
-    if model is None:
-        from pyspark import SparkFiles
+    from pyspark import SparkFiles
 
-        model = load_model(SparkFiles.get(model_key), flavor)
-        _MODELS[model_key] = model
-        while len(_MODELS) > _MAX_CACHED_MODELS:
-            _MODELS.popitem(last=False)
-    else:
-        _MODELS.move_to_end(model_key)
-    return model
+    return _MODELS.get_or_load(model_key, lambda: load_model(SparkFiles.get(model_key), flavor))
 
 
 def load_model(path: str, flavor: str):
@@ -142,7 +134,7 @@ def score_frames(frames: Iterator, plan: ScoringPlan) -> Iterator:
 
 
 def score_group(frame, plan: ScoringPlan):
-    """applyInPandas body (seed 001's shape): one whole bucket of rows per call."""
+    """applyInPandas body (rows in explicit groups): one whole bucket of rows per call."""
     return _scored_frame(load_cached(plan.model_key, plan.flavor), frame, plan)
 
 

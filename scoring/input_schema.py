@@ -9,7 +9,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lifecycle.errors import UserInputError
+from common.columns import col
+from common.errors import UserInputError
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _NUMERIC = (*_INTEGRAL, T.FloatType, T.DoubleType, T.DecimalType)
@@ -47,7 +48,7 @@ class FeatureBinding:
     def select(self, df: DataFrame) -> DataFrame:
         """Pass-through columns, then the features; a feature kept in the output is selected once (cast)."""
         kept = set(self.features)
-        return df.select(*[F.col(c) for c in self.passthrough if c not in kept], *self.feature_columns)
+        return df.select(*[col(c) for c in self.passthrough if c not in kept], *self.feature_columns)
 
 
 def bind_features(
@@ -69,7 +70,7 @@ def bind_features(
         elif not converts(found, spec.type.to_spark()):
             problems.append(f"column {spec.name!r}: expected {expected}, found {found.simpleString()}")
         else:
-            casts.append(F.col(spec.name).cast(spec.type.to_spark()).alias(spec.name))
+            casts.append(col(spec.name).cast(spec.type.to_spark()).alias(spec.name))
     if problems:
         raise UserInputError(f"input does not match the signature of model {model_label}: " + "; ".join(problems))
     features = signature.inputs.input_names()
@@ -87,9 +88,9 @@ def expand_features_column(df: DataFrame, column: str, names: list[str]) -> Data
         raise UserInputError(f"features column {column!r} is not in the input; columns: {', '.join(df.columns)}")
     found = df.schema[column].dataType
     if isinstance(found, VectorUDT):
-        values = vector_to_array(F.col(column), "float64")
+        values = vector_to_array(col(column), "float64")
     elif isinstance(found, T.ArrayType) and isinstance(found.elementType, _NUMERIC):
-        values = F.col(column)
+        values = col(column)
     else:
         raise UserInputError(
             f"features column {column!r}: expected an array of numbers or an MLlib vector, found {found.simpleString()}"
@@ -105,4 +106,4 @@ def expand_features_column(df: DataFrame, column: str, names: list[str]) -> Data
     wrong_length = F.raise_error(message)
     first = F.when(F.size(values) == n, F.get(values, 0)).otherwise(wrong_length).alias(names[0])
     rest = [F.get(values, i).alias(name) for i, name in enumerate(names) if i]
-    return df.select(*[c for c in df.columns if c != column], first, *rest)
+    return df.select(*[col(c) for c in df.columns if c != column], first, *rest)

@@ -15,10 +15,18 @@ from pathlib import Path
 import mlflow
 from pyspark.sql import SparkSession
 
-from registry.resolve import ResolvedModel
+from common.bounded_cache import BoundedCache
+from common.model_uri import ResolvedModel
 
-# (id of the SparkContext, model key) -> local directory; one download and one addFile per model per context.
-_SHIPPED: dict[tuple[int, str], Path] = {}
+
+def _forget(_slot, shipped: tuple[str, Path]) -> None:
+    """A model version no longer in use: its download goes (Spark keeps the archive it was given)."""
+    shutil.rmtree(shipped[1].parent, ignore_errors=True)
+
+
+# (id of the SparkContext, model key) -> (SparkFiles name, local directory): one download and one addArchive per
+# model per context while the model is in use.
+_SHIPPED: BoundedCache[tuple[int, str], tuple[str, Path]] = BoundedCache(on_evict=_forget)
 
 
 def model_key(resolved: ResolvedModel, tracking_uri: str) -> str:
@@ -34,12 +42,16 @@ def ship_model(spark: SparkSession, resolved: ResolvedModel) -> tuple[str, Path]
     Returns (the archive's SparkFiles name, which executors resolve to the unpacked folder; the local folder).
     """
     key = model_key(resolved, mlflow.get_tracking_uri())
-    slot = (id(spark.sparkContext), key)
-    if slot not in _SHIPPED:
+
+    def download_and_ship() -> tuple[str, Path]:
         root = Path(tempfile.mkdtemp(prefix="shipped-model-"))
-        local = root / key
+        # Spark refuses a second archive under a name it was given before: a version shipped again after it was
+        # dropped from the cache gets a name of its own.
+        name = f"{key}-{root.name.rsplit('-', 1)[-1]}"
+        local = root / name
         mlflow.artifacts.download_artifacts(artifact_uri=resolved.load_uri, dst_path=str(local))
-        archive = shutil.make_archive(str(root / key), "zip", root_dir=local)
+        archive = shutil.make_archive(str(root / name), "zip", root_dir=local)
         spark.sparkContext.addArchive(archive)
-        _SHIPPED[slot] = local
-    return f"{key}.zip", _SHIPPED[slot]
+        return f"{name}.zip", local
+
+    return _SHIPPED.get_or_load((id(spark.sparkContext), key), download_and_ship)

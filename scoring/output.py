@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 
-from lifecycle.errors import UserInputError
-from lifecycle.hadoop_fs import HadoopFS
+from common.errors import UserInputError
+from common.hadoop_fs import HadoopFS
 
 _logger = logging.getLogger(__name__)
 

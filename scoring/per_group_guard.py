@@ -9,7 +9,9 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lifecycle.errors import UserInputError
+from common.columns import col
+from common.errors import UserInputError
+from common.per_group_format import group_key, read_manifest, unseen_groups_message
 
 
 def group_column(metadata: dict | None) -> str | None:
@@ -19,14 +21,11 @@ def group_column(metadata: dict | None) -> str | None:
 
 def check_groups_known(df: DataFrame, metadata: dict, model_dir: Path, model_label: str) -> None:
     """Refuse input with groups the model was not trained on (or rows without a group), unless it has a fallback."""
-    from training._per_group_executor import group_key
-    from training.per_group_model import read_manifest, unseen_groups_message
-
     if metadata["per_group"].get("fallback"):
         return
     manifest = read_manifest(model_dir)
     column = manifest["group_column"]
-    counts = df.groupBy(column).agg(F.count(F.lit(1)).alias("rows")).collect()  # one small job: distinct groups
+    counts = df.groupBy(col(column)).agg(F.count(F.lit(1)).alias("rows")).collect()  # one small job: distinct groups
     keys = {group_key(row[column]): row["rows"] for row in counts}
     missing = keys.pop(None, 0)
     unseen = [key for key in keys if key not in manifest["groups"]]

@@ -18,7 +18,8 @@ import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from registry.resolve import ResolvedModel
+from common.bounded_cache import MODEL_CACHE_SIZE
+from common.model_uri import ResolvedModel
 from scoring._executor import FRAME_FROM_NDARRAY, NDARRAY, ScoringPlan, load_model, predict
 from scoring.model_shipping import ship_model
 from scoring.model_size import model_size_bytes
@@ -102,13 +103,13 @@ def _choose_input_kind(model, plan: ScoringPlan) -> ScoringPlan:
     return replace(framed, input_kind=NDARRAY) if same else framed
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
 def _driver_model(model_dir: str, flavor: str):
     """Loaded once per shipped model on the driver (dirs are unique per version), to look at, never to score."""
     return load_model(model_dir, flavor)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
 def _model_size(model_dir: str, flavor: str) -> int:
     return model_size_bytes(_driver_model(model_dir, flavor), Path(model_dir))
 

@@ -23,8 +23,10 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_type
 
-from lifecycle.errors import UserInputError
-from registry.resolve import ResolvedModel, resolve_model_uri
+from common.bounded_cache import MODEL_CACHE_SIZE
+from common.columns import col
+from common.errors import UserInputError
+from common.model_uri import ResolvedModel, resolve_model_uri
 from scoring._executor import score_struct_arrays
 from scoring.input_schema import FeatureBinding, bind_features, expand_features_column, require_named_signature
 from scoring.per_group_guard import check_groups_known, group_column
@@ -127,7 +129,7 @@ def prediction_column(spark: SparkSession, model_uri: str, df: DataFrame | None 
     if df is not None:
         features = bind_features(df, signature, resolved.label).feature_columns
     else:
-        features = [F.col(s.name).cast(s.type.to_spark()).alias(s.name) for s in signature.inputs.inputs]
+        features = [col(s.name).cast(s.type.to_spark()).alias(s.name) for s in signature.inputs.inputs]
     names = signature.inputs.input_names()
     types = [s.type.to_spark() for s in signature.inputs.inputs]
     planned = plan_python_scoring(spark, resolved, info.flavors, names, [], types, _prediction_arrow_type(signature))
@@ -149,7 +151,7 @@ def _prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
     return pa.string() if dtype.kind in "OUS" else pa.from_numpy_dtype(dtype)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
 def _model_info(tracking_uri: str, load_uri: str):
     """A version's MLmodel never changes: read it once per driver (a stream asks for it every micro-batch)."""
     return mlflow.models.get_model_info(load_uri)

@@ -5,7 +5,6 @@ python -m scoring.score_batch --model-uri models:/cancer/production --input in.p
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Sequence
@@ -14,13 +13,14 @@ from dataclasses import dataclass
 import mlflow
 from pyspark.sql import SparkSession
 
-from lifecycle.cli import boolean, optional_str, run_cli
-from lifecycle.datasets import read_spark_table
-from lifecycle.errors import UserInputError
-from lifecycle.settings import Settings
-from lifecycle.spark import build_spark
-from lifecycle.tracking import configure_tracking, log_dataset, log_new_params, tracked_run
-from registry.resolve import ResolvedModel, resolve_model_uri
+from common.cli import run_cli
+from common.datasets import SPARK_FORMATS, read_spark_table
+from common.errors import UserInputError
+from common.model_uri import ResolvedModel, resolve_model_uri
+from common.params import logged_params, param, parse_params
+from common.settings import Settings
+from common.spark import build_spark
+from common.tracking import configure_tracking, log_dataset, log_new_params, tracked_run
 from scoring.model_size import DEFAULT_WARN_FRACTION, executor_memory, warn_if_large
 from scoring.output import StagedOutput
 from scoring.plan import arrow_batch_rows
@@ -41,66 +41,52 @@ class BatchResult:
     seconds: float
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="score_batch", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model-uri", required=True, help="models:/<name>/<stage|version>, models:/<name>@<alias>, runs:/..."
+@dataclass(frozen=True)
+class ScoreBatchParams:
+    model_uri: str = param(help="models:/<name>/<stage|version>, models:/<name>@<alias>, runs:/...")
+    input: str = param(help="Parquet (file or folder), CSV or JSON")
+    output: str = param(help="Parquet folder to create")
+    input_format: str = param("auto", choices=("auto", *SPARK_FORMATS))
+    overwrite: bool = param(False, help="replace an existing output (atomically)")
+    strategy: str = param("auto", help=f"scoring path: {', '.join(STRATEGIES)}")
+    features_column: str | None = param(
+        None, help="one array / MLlib vector column holding the features in the signature's order (wide models)"
     )
-    parser.add_argument("--input", required=True, help="Parquet (file or folder), CSV or JSON")
-    parser.add_argument("--output", required=True, help="Parquet folder to create")
-    parser.add_argument("--input-format", default="auto", choices=["auto", "parquet", "csv", "json"])
-    parser.add_argument("--overwrite", type=boolean, default=False, help="replace an existing output (atomically)")
-    parser.add_argument("--strategy", default="auto", help=f"scoring path: {', '.join(STRATEGIES)}")
-    parser.add_argument(
-        "--features-column",
-        type=optional_str,
-        default=None,
-        help="one array / MLlib vector column holding the features in the signature's order (wide models)",
-    )
-    return parser.parse_args(argv)
 
 
 def run(
     spark: SparkSession,
     settings: Settings,
-    model_uri: str,
-    input: str,
-    output: str,
-    overwrite: bool = False,
-    input_format: str = "auto",
-    strategy: str = "auto",
-    features_column: str | None = None,
+    params: ScoreBatchParams,
     memory_warn_fraction: float = DEFAULT_WARN_FRACTION,
 ) -> BatchResult:
     """Everything that can be checked is checked before the tracking run and before any output is written.
 
     `features_column`: take the features from one array / MLlib vector column (in the signature's order).
     `memory_warn_fraction`: warn when the Python workers' model copies pass this fraction of executor memory."""
-    check_strategy(strategy)
+    p = params
+    check_strategy(p.strategy)
     configure_tracking(settings)
-    resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
-    df = read_spark_table(spark, input, input_format)
+    resolved = resolve_model_uri(mlflow.MlflowClient(), p.model_uri)
+    df = read_spark_table(spark, p.input, p.input_format)
     rows_in = df.count()
     if rows_in == 0:
-        raise UserInputError(f"input {input!r} has no rows")
-    scored = score_resolved(spark, df, resolved, strategy, features_column)
-    staged = StagedOutput(spark, output, overwrite)
+        raise UserInputError(f"input {p.input!r} has no rows")
+    scored = score_resolved(spark, df, resolved, p.strategy, p.features_column)
+    staged = StagedOutput(spark, p.output, p.overwrite)
 
     with tracked_run(settings, run_name="score_batch") as active:
         log_new_params(
             {
-                "model_uri": model_uri,
+                **logged_params(p),
                 "resolved_model_uri": resolved.load_uri,
                 "model_name": resolved.model_name,
                 "model_version": resolved.model_version,
-                "input": input,
-                "output": output,
-                "strategy": strategy,
                 "scoring_path": scored.strategy,
             }
         )
         _log_model_size(spark, scored, memory_warn_fraction)
-        log_dataset(mlflow.data.from_spark(df, path=input), context="scoring")
+        log_dataset(mlflow.data.from_spark(df, path=p.input), context="scoring")
         started = time.perf_counter()
         with arrow_batch_rows(spark, scored.batch_rows):
             staged.write(scored.frame, lambda frame, path: frame.write.parquet(path))
@@ -108,7 +94,7 @@ def run(
         seconds = time.perf_counter() - started
         if rows_out != rows_in:
             staged.abort()
-            raise RuntimeError(f"scored {rows_out} rows from {rows_in} input rows; nothing was written to {output}")
+            raise RuntimeError(f"scored {rows_out} rows from {rows_in} input rows; nothing was written to {p.output}")
         final = staged.commit()
         mlflow.log_metrics(
             {
@@ -128,7 +114,7 @@ def run(
 
 
 def _log_model_size(spark: SparkSession, scored: ScoredFrame, warn_fraction: float) -> None:
-    """A Python model's size, and its copies in the Python workers of one executor (seed 000: big forests)."""
+    """A Python model's size, and its copies in the Python workers of one executor (a big forest is copied into every worker)."""
     if scored.model_size_bytes is None:  # an MLlib model lives in the JVM, once per executor
         return
     memory = executor_memory(spark)
@@ -144,20 +130,9 @@ def _log_model_size(spark: SparkSession, scored: ScoredFrame, warn_fraction: flo
 
 
 def main(argv: Sequence[str] | None = None) -> BatchResult:
-    args = parse_args(argv)
+    params = parse_params(ScoreBatchParams, argv)
     settings = Settings.from_env()
-    spark = build_spark(settings, app_name="score_batch")
-    result = run(
-        spark,
-        settings,
-        args.model_uri,
-        args.input,
-        args.output,
-        args.overwrite,
-        args.input_format,
-        strategy=args.strategy,
-        features_column=args.features_column,
-    )
+    result = run(build_spark(settings, app_name="score_batch"), settings, params)
     print(
         f"scored {result.rows_in} rows in, {result.rows_out} rows out with {result.model.label} "
         f"({result.rows_in / result.seconds:,.0f} rows/s) -> {result.output}"

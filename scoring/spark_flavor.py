@@ -17,18 +17,17 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from common.bounded_cache import BoundedCache
+
 UNSEEN_ROWS = "unseen_category_rows"
 
 
-_PIPELINES: dict[tuple[str, str], PipelineModel] = {}
+_PIPELINES: BoundedCache[tuple[str, str], PipelineModel] = BoundedCache()
 
 
 def load_pipeline(load_uri: str) -> PipelineModel:
     """Loaded once per driver and model version: a stream scores many micro-batches with the same version."""
-    key = (mlflow.get_tracking_uri(), load_uri)
-    if key not in _PIPELINES:
-        _PIPELINES[key] = mlflow.spark.load_model(load_uri)
-    return _PIPELINES[key]
+    return _PIPELINES.get_or_load((mlflow.get_tracking_uri(), load_uri), lambda: mlflow.spark.load_model(load_uri))
 
 
 def transform_scored(

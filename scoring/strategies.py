@@ -3,7 +3,7 @@ the pass-through columns, `prediction` (and `probability` for classifiers), rows
 
 - `arrow` (what `auto` picks): mapInArrow; Arrow batches straight to NumPy, the model loaded once per worker.
 - `pandas`: mapInPandas, the model loaded once per worker; every batch goes through pandas.
-- `grouped`: seed 001's shape: rows hashed into buckets, one applyInPandas call per bucket (a shuffle, and a
+- `grouped`: rows in explicit groups: rows hashed into buckets, one applyInPandas call per bucket (a shuffle, and a
   whole bucket in one worker's memory).
 - `spark_udf`: MLflow's own `mlflow.pyfunc.spark_udf`, bound by name through a struct. It calls the pyfunc
   `predict` only, so classifiers get `probability` as null with this strategy.
@@ -23,7 +23,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_type
 
-from lifecycle.errors import UserInputError
+from common.columns import col
+from common.errors import UserInputError
 from scoring._executor import ScoringPlan, score_batches, score_frames, score_group
 
 _logger = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ def _spark_udf(spark: SparkSession, selected: DataFrame, plan: ScoringPlan, sche
     udf = mlflow.pyfunc.spark_udf(spark, load_uri, result_type=schema["prediction"].dataType, env_manager="local")
     # One struct argument: MLflow hands the model a DataFrame with the struct's field names (by name, and no
     # 255-argument limit), where positional columns would be bound by position.
-    columns = [F.col(name) for name in plan.passthrough]
-    columns.append(udf(F.struct(*[F.col(name) for name in plan.features])).alias("prediction"))
+    columns = [col(name) for name in plan.passthrough]
+    columns.append(udf(F.struct(*[col(name) for name in plan.features])).alias("prediction"))
     if plan.probability:
         _logger.info("strategy spark_udf calls the model's predict only: probability is null")
         columns.append(F.lit(None).cast(schema["probability"].dataType).alias("probability"))

@@ -13,8 +13,9 @@ import logging
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from lifecycle.errors import UserInputError
-from lifecycle.hadoop_fs import HadoopFS
+from common.datasets import read_spark_table
+from common.errors import UserInputError
+from common.hadoop_fs import HadoopFS
 from scoring.stream_files import StreamSchema, stream_schema
 from scoring.stream_state import StreamState
 
@@ -80,7 +81,7 @@ def infer_ids(spark: SparkSession, input_fs: HadoopFS, fmt: str, features: T.Str
     common: T.StructType | None = None
     for status in files:
         try:
-            found = _batch_reader(spark, fmt).load(status.getPath().toString()).schema
+            found = read_spark_table(spark, status.getPath().toString(), fmt).schema  # as score_batch reads it
         except Exception:  # an unreadable file says nothing about the columns; the stream quarantines it later
             continue
         if common is None:
@@ -93,12 +94,6 @@ def infer_ids(spark: SparkSession, input_fs: HadoopFS, fmt: str, features: T.Str
 def _is_data_file(name: str, fmt: str) -> bool:
     """The files the stream's source picks up: `*.<format>`, not hidden the way Spark hides files."""
     return name.endswith(f".{fmt}") and not name.startswith((".", "_"))
-
-
-def _batch_reader(spark: SparkSession, fmt: str):
-    """How `score_batch` reads a file of this format (CSV: header, types inferred)."""
-    reader = spark.read.format(fmt)
-    return reader.option("header", "true").option("inferSchema", "true") if fmt == "csv" else reader
 
 
 def _described(columns: T.StructType) -> str:

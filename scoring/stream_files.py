@@ -9,7 +9,6 @@ null.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from functools import reduce
 
@@ -17,10 +16,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lifecycle.errors import UserInputError
+from common.columns import col
+from common.datasets import CSV_OPTIONS
+from common.errors import UserInputError
 from scoring.input_schema import converts, require_named_signature
 
-_logger = logging.getLogger(__name__)
 REASON = "_quarantine_reason"
 SOURCE_FILE = "_source_file"
 TEXT_FORMATS = ("csv", "json")
@@ -131,7 +131,7 @@ def _read_raw(spark: SparkSession, path: str, fmt: str) -> DataFrame:
     if fmt == "parquet":
         return spark.read.parquet(path)
     if fmt == "csv":
-        return spark.read.option("header", "true").option("inferSchema", "false").csv(path)
+        return spark.read.options(**CSV_OPTIONS).option("inferSchema", "false").csv(path)
     return spark.read.option("primitivesAsString", "true").json(path)
 
 
@@ -147,20 +147,20 @@ def _bind(raw: DataFrame, path: str, fmt: str, schema: StreamSchema) -> DataFram
         ]
         if wrong:
             raise _FileProblem("; ".join(wrong))
-        typed = [F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields]
+        typed = [col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields]
         return raw.select(*typed, F.lit(None).cast("string").alias(REASON), F.lit(path).alias(SOURCE_FILE))
     # Text formats: convert each value; a value that does not convert explains why its row is quarantined.
-    typed = [F.col(f.name).try_cast(f.dataType).alias(f.name) for f in schema.fields]
+    typed = [col(f.name).try_cast(f.dataType).alias(f.name) for f in schema.fields]
     problems = [
         F.when(
-            F.col(f.name).isNotNull() & F.col(f.name).try_cast(f.dataType).isNull(),
-            F.concat(F.lit(f"column {f.name}: "), F.col(f.name), F.lit(f" is not {f.dataType.simpleString()}")),
+            col(f.name).isNotNull() & col(f.name).try_cast(f.dataType).isNull(),
+            F.concat(F.lit(f"column {f.name}: "), col(f.name), F.lit(f" is not {f.dataType.simpleString()}")),
         )
         for f in schema.fields
     ]
     reason = F.nullif(F.concat_ws("; ", *problems), F.lit(""))
     return raw.select(
-        *[F.col(f.name).alias(f"_raw_{f.name}") for f in schema.fields], *typed, reason.alias(REASON)
+        *[col(f.name).alias(f"_raw_{f.name}") for f in schema.fields], *typed, reason.alias(REASON)
     ).withColumn(SOURCE_FILE, F.lit(path))
 
 

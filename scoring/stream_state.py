@@ -8,8 +8,8 @@ import json
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from lifecycle.hadoop_fs import HadoopFS
-from registry.resolve import ResolvedModel
+from common.hadoop_fs import HadoopFS
+from common.model_uri import ResolvedModel
 
 SPARK_CHECKPOINT = "spark"  # Spark's offsets / commits for the query
 _OWN = "lifecycle"

@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from lifecycle.settings import Settings
+from common.settings import Settings
 from tests.helpers import TEST_MASTER
 
 
@@ -26,7 +26,7 @@ def make_settings(tracking_uri: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def spark():
-    from lifecycle.spark import build_spark
+    from common.spark import build_spark
 
     session = build_spark(make_settings("sqlite:///unused.db"), app_name="tests")
     yield session

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lifecycle.datasets import load_table
+from common.datasets import load_table
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_MASTER = "local[2]"

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle.datasets import load_table
+from common.datasets import load_table
 from tests.helpers import run_entry_point, run_module, scoring_frame
 from tests.registry.conftest import state
 

@@ -1,7 +1,9 @@
 """The project's own contract: environments in step, entry points as documented, the README's two commands."""
 
+import importlib
 import tomllib
 
+import pytest
 import yaml
 
 from tests.helpers import REPO
@@ -33,6 +35,61 @@ def test_lock_pins_every_dependency_in_its_range():
     for spec in _pyproject_dependencies():
         requirement = Requirement(spec)
         assert requirement.specifier.contains(pins[requirement.name.lower()]), spec
+
+
+# Every MLproject entry point and the parameter dataclass its module declares.
+PARAMETERS = {
+    "main": "lifecycle.main:MainParams",
+    "train_sklearn": "training.train_sklearn:TrainSklearnParams",
+    "train_mllib": "training.train_mllib:TrainMllibParams",
+    "train_per_group": "training.train_per_group:TrainPerGroupParams",
+    "tune_hyperopt": "training.tune_hyperopt:TuneHyperoptParams",
+    "tune_joblib": "training.tune_joblib:TuneJoblibParams",
+    "promote": "registry.promote:PromoteParams",
+    "rollback": "registry.rollback:RollbackParams",
+    "history": "registry.history:HistoryParams",
+    "score_batch": "scoring.score_batch:ScoreBatchParams",
+    "score_stream": "scoring.score_stream:ScoreStreamParams",
+}
+
+
+def _entry_points() -> dict:
+    return yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]
+
+
+def _params_class(target: str):
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_every_entry_point_has_a_parameter_dataclass():
+    assert set(_entry_points()) == set(PARAMETERS)
+
+
+@pytest.mark.parametrize("entry_point", sorted(PARAMETERS))
+def test_mlproject_declares_exactly_the_dataclass_parameters_types_and_defaults(entry_point):
+    from common.params import mlproject_parameters, parse_params
+
+    entry = _entry_points()[entry_point]
+    cls = _params_class(PARAMETERS[entry_point])
+    declared = {name: spec if isinstance(spec, dict) else {"type": spec} for name, spec in entry["parameters"].items()}
+    for spec in declared.values():
+        if spec["type"] == "float" and "default" in spec:
+            spec["default"] = float(spec["default"])
+    expected = mlproject_parameters(cls)
+    for spec in expected.values():
+        if spec["type"] == "float" and "default" in spec:
+            spec["default"] = float(spec["default"])
+    assert declared == expected
+    # The command passes every parameter to the module, which parses each into the dataclass's own default.
+    module = PARAMETERS[entry_point].split(":")[0]
+    assert entry["command"].split()[:3] == ["python", "-m", module]
+    for name in declared:
+        assert f"--{name.replace('_', '-')} {{{name}}}" in " ".join(entry["command"].split()), name
+    required = {name: "x" for name, spec in declared.items() if "default" not in spec}
+    argv = [f"--{name.replace('_', '-')}={spec.get('default', required.get(name))}" for name, spec in declared.items()]
+    defaults = parse_params(cls, argv)
+    assert defaults == cls(**{k: v for k, v in required.items()})
 
 
 def test_entry_points_run_modules_with_declared_parameters():

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from common.per_group_format import group_key
+
 FALLBACK_FLAG = "__per_group_fallback"  # True on the copy of all rows the fallback model is trained on
 TRAINED, SKIPPED = "trained", "skipped"
 # One row per group. Metrics are JSON because their names depend on the task.
@@ -122,20 +124,6 @@ def _fit(labeled: pd.DataFrame, plan: GroupTrainingPlan, outcome: dict) -> dict:
         "trusted_types": json.dumps(trusted_types_of(blob)),
         "held_out": held_out,  # the test split (features + label), for the promotion gate
     }
-
-
-def group_key(value) -> str | None:
-    """The manifest's key for a group value: the same string whether the value arrives from Spark training
-    (numpy scalars) or from scoring (after pyfunc's signature enforcement). None for a missing value."""
-    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
-        return None
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))  # an integer group column widened to float by missing values elsewhere
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    return str(value)
 
 
 def _skipped(outcome: dict, reason: str) -> dict:

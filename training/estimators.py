@@ -18,7 +18,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from training.tasks import CLASSIFICATION, REGRESSION, LabeledData
 
 # name -> {task: factory(seed)}. Linear models get scaled inputs; trees do not need it.

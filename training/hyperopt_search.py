@@ -10,8 +10,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from lifecycle.errors import UserInputError
-from lifecycle.tracking import log_new_params
+from common.errors import UserInputError
+from common.tracking import log_new_params
 from training.search_space import Space, cast_point, to_hyperopt
 from training.tuning import TrialRuns, TuningMetric, finished_status
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 
-from lifecycle.tracking import log_new_params
+from common.tracking import log_new_params
 
 
 def cross_validate(pipeline, estimator_stage, evaluator, train, spec, folds, grid_num_trees, grid_max_depth):

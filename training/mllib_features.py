@@ -2,7 +2,7 @@
 age of that title.
 
 The means are learned by `fit` on the training data and stored in the model, so scoring never looks at the ages
-of the rows it scores (the seed article recomputed them from whatever data was transformed, which leaks scoring
+of the rows it scores (a common tutorial recomputes them from whatever data was transformed, which leaks scoring
 data into features). The transform is plain Spark SQL, so it runs on executors without Python.
 """
 

@@ -17,8 +17,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lifecycle.datasets import load_spark_table
-from lifecycle.errors import UserInputError
+from common.columns import col
+from common.datasets import load_spark_table
+from common.errors import UserInputError
 from training import plots
 from training.mllib_evaluation import evaluator_for, feature_importances, held_out_metrics, plot_sample
 from training.mllib_features import TitleAgeImputer
@@ -32,7 +33,7 @@ from training.mllib_pipeline import (
     build_pipeline,
     plan_features,
 )
-from training.registration import registered_version
+from training.registration import classes_tag, registered_version
 from training.spark_model import log_spark_model
 from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION
 
@@ -74,6 +75,7 @@ def prepare_mllib(spark: SparkSession, data: str, spec: MllibSpec, test_fraction
     rows_total = df.count()
     if rows_total == 0:
         raise UserInputError(f"data {data!r} has no rows")
+    _refuse_empty_number_columns(df, plan)
     labeled = df.filter(F.col(label).isNotNull())
     rows_missing_label = rows_total - labeled.count()
     if rows_missing_label == rows_total:
@@ -108,9 +110,28 @@ def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None
     features = job.labeled.select(*job.plan.raw_features)
     prediction_type = job.labeled.schema[spec.label].dataType if job.label_classes is None else T.StringType()
     info = log_spark_model(model, features, PREDICTION, prediction_type, registered_model_name=model_name)
-    version = registered_version(info, model_name, {"task": spec.task})
+    tags = {"task": spec.task}
+    if spec.task == CLASSIFICATION:
+        tags |= classes_tag(job.label_classes if job.label_classes is not None else range(job.n_classes))
+    version = registered_version(info, model_name, tags)
     predictions.unpersist()
     return metrics, info, version
+
+
+def _refuse_empty_number_columns(df: DataFrame, plan: FeaturePlan) -> None:
+    """MLlib's Imputer cannot learn a mean from a column without values; say which, before any run exists."""
+    columns = [*plan.numeric, *plan.boolean]
+    if not columns:
+        return
+    number = {c: col(c).cast("double") for c in columns}
+    present = [F.count(F.when(number[c].isNotNull() & ~F.isnan(number[c]), 1)).alias(c) for c in columns]
+    counts = df.agg(*present).first().asDict()
+    empty = [c for c in columns if counts[c] == 0]
+    if empty:
+        raise UserInputError(
+            f"feature column(s) {', '.join(map(repr, empty))} hold no values (all null or NaN); "
+            f"exclude them (exclude={','.join(empty)})"
+        )
 
 
 def _resolve_task(df: DataFrame, label: str, task: str) -> str:

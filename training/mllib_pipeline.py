@@ -6,12 +6,20 @@ from dataclasses import dataclass, field
 
 from pyspark.ml import Pipeline
 from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
-from pyspark.ml.feature import Imputer, IndexToString, OneHotEncoder, StringIndexer, VectorAssembler
+from pyspark.ml.feature import (
+    Imputer,
+    IndexToString,
+    OneHotEncoder,
+    SQLTransformer,
+    StringIndexer,
+    VectorAssembler,
+)
 from pyspark.ml.regression import GBTRegressor, LinearRegression, RandomForestRegressor
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from lifecycle.errors import UserInputError
+from common.columns import quoted
+from common.errors import UserInputError
 from training.mllib_features import TitleAgeImputer
 from training.tasks import CLASSIFICATION, REGRESSION
 
@@ -51,6 +59,20 @@ class FeaturePlan:
     raw_features: list[str]  # the input columns a scorer must provide (the model's signature)
     categorical: list[str] = field(default_factory=list)  # after the title stage
     numeric: list[str] = field(default_factory=list)
+    boolean: list[str] = field(default_factory=list)  # cast to 0/1 by a SQL stage, then imputed like numbers
+
+    @property
+    def imputed(self) -> list[str]:
+        """The number columns the Imputer fills: numeric features, and booleans as numbers."""
+        return self.numeric + [_as_number(c) for c in self.boolean]
+
+
+def _as_number(column: str) -> str:
+    return f"{column}_number"
+
+
+# Columns the pipeline's stages add; a feature of the same name would make a stage refuse to run.
+_STAGE_OUTPUTS = (FEATURES, LABEL_INDEX, PREDICTION_INDEX, PREDICTION, "probability", "rawPrediction", TITLE)
 
 
 def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
@@ -67,11 +89,14 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
     plan = FeaturePlan(raw_features=[c for c in df.columns if c != spec.label and c not in spec.exclude])
     if not plan.raw_features:
         raise UserInputError("no feature columns left besides the label")
+    _check_names(plan.raw_features, spec)
     for column in plan.raw_features:
         data_type = df.schema[column].dataType
         if column == spec.title_from:
             continue  # free text: only its title is a feature
-        if isinstance(data_type, T.StringType | T.BooleanType):
+        if isinstance(data_type, T.BooleanType):
+            plan.boolean.append(column)
+        elif isinstance(data_type, T.StringType):
             plan.categorical.append(column)
         elif isinstance(data_type, _NUMERIC):
             plan.numeric.append(column)
@@ -83,6 +108,24 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
     if spec.title_from:
         plan.categorical.append(TITLE)
     return plan
+
+
+def _check_names(features: list[str], spec: MllibSpec) -> None:
+    """MLlib's stages read a dot in a column name as a struct field, and refuse an output column that exists."""
+    dotted = [c for c in [*features, spec.label] if "." in c]
+    if dotted:
+        raise UserInputError(
+            f"column(s) {', '.join(map(repr, dotted))} have a dot in their name, which Spark ML stages cannot read; "
+            "rename them (for example mean.radius -> mean_radius)"
+        )
+    derived = {f"{c}_{suffix}" for c in features for suffix in ("index", "vector", "imputed", "number")}
+    added = {*_STAGE_OUTPUTS, *derived} - ({TITLE} if not spec.title_from else set())
+    taken = [c for c in features if c in added]
+    if taken:
+        raise UserInputError(
+            f"feature column(s) {', '.join(map(repr, taken))} have the name of a column the MLlib pipeline adds "
+            f"({', '.join(_STAGE_OUTPUTS)}, <column>_index / _vector / _imputed / _number); rename or exclude them"
+        )
 
 
 def build_pipeline(plan: FeaturePlan, spec: MllibSpec, label_labels: list[str] | None, max_categories: int) -> Pipeline:
@@ -105,9 +148,13 @@ def build_pipeline(plan: FeaturePlan, spec: MllibSpec, label_labels: list[str] |
             assembled += encoded
         else:
             assembled += indexed
-    if plan.numeric:
-        imputed = [f"{c}_imputed" for c in plan.numeric]
-        stages.append(Imputer(inputCols=plan.numeric, outputCols=imputed, strategy="mean"))
+    if plan.boolean:
+        # Booleans as 0.0/1.0 (a saved SQL stage, so scoring does the same): the indexer and imputer take no booleans.
+        casts = ", ".join(f"CAST({quoted(c)} AS DOUBLE) AS {quoted(_as_number(c))}" for c in plan.boolean)
+        stages.append(SQLTransformer(statement=f"SELECT *, {casts} FROM __THIS__"))
+    if plan.imputed:
+        imputed = [f"{c}_imputed" for c in plan.imputed]
+        stages.append(Imputer(inputCols=plan.imputed, outputCols=imputed, strategy="mean"))
         assembled += imputed
     stages.append(VectorAssembler(inputCols=assembled, outputCol=FEATURES, handleInvalid="keep"))
     estimator = build_estimator(spec, string_label=label_labels is not None, max_categories=max_categories)

@@ -16,10 +16,10 @@ from hyperopt import STATUS_OK, Trials
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from lifecycle.errors import UserInputError
-from lifecycle.params import logged_params
-from lifecycle.settings import Settings
-from lifecycle.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
+from common.errors import UserInputError
+from common.params import logged_params
+from common.settings import Settings
+from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training.hyperopt_search import SEQUENTIAL_TRIALS, minimize
 from training.mllib_job import MllibJob, log_fitted_mllib, prepare_mllib
 from training.mllib_pipeline import MllibSpec

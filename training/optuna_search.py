@@ -6,8 +6,8 @@ from __future__ import annotations
 import mlflow
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from lifecycle.errors import UserInputError
-from lifecycle.tracking import log_new_params
+from common.errors import UserInputError
+from common.tracking import log_new_params
 from training.search_space import Space, cast_point
 
 OPTUNA_STUDY = "MlflowSparkStudy"

@@ -14,11 +14,14 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from training._per_group_executor import group_key
-
-MANIFEST = "manifest.json"
-ARTIFACT = "group_models"  # the key of the artifact folder in the pyfunc's `artifacts`
-_SHOWN_UNSEEN = 5
+from common.per_group_format import (  # noqa: F401 - ARTIFACT, MANIFEST, read_manifest: this model's format
+    ARTIFACT,
+    MANIFEST,
+    group_key,
+    read_manifest,
+    unseen_groups_message,
+    write_manifest,
+)
 
 # How many group models this Python process has deserialized. Scoring loads the pyfunc once per worker, so in a
 # worker this equals the number of groups (plus the fallback) however many batches it scores; a test checks it.
@@ -31,12 +34,6 @@ def group_models_loaded() -> int:
 
 class UnseenGroupError(ValueError):
     """Rows of a group the model was not trained on, and no fallback model was declared."""
-
-
-def write_manifest(folder: Path, group_column: str, groups: dict[str, dict], fallback: dict | None) -> None:
-    """`groups`: key -> {"file": name in `folder`, "trusted_types": [...]}; `fallback` the same, or None."""
-    manifest = {"group_column": group_column, "groups": groups, "fallback": fallback}
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def _load(path: Path, trusted_types: list[str]):
@@ -90,24 +87,3 @@ class PerGroupModel(mlflow.pyfunc.PythonModel):
         missing = int((codes < 0).sum())
         if unseen or missing:
             raise UnseenGroupError(unseen_groups_message(self.group_column, unseen, missing, len(self.models)))
-
-
-def unseen_groups_message(group_column: str, unseen: list[str], missing: int, trained: int) -> str:
-    """What a user reads when rows belong to no trained group: the values, how many rows lack one, what to do."""
-    problems = []
-    if unseen:
-        shown = ", ".join(repr(k) for k in sorted(unseen)[:_SHOWN_UNSEEN])
-        more = f" (and {len(unseen) - _SHOWN_UNSEEN} more)" if len(unseen) > _SHOWN_UNSEEN else ""
-        problems.append(f"{len(unseen)} {group_column} value(s) unseen in training: {shown}{more}")
-    if missing:
-        problems.append(f"{missing} row(s) without a {group_column}")
-    return (
-        "; ".join(problems) + f". This per-group model has no fallback: score only the {trained} "
-        "trained groups, or retrain with fallback=global to score the others with a model of all groups"
-    )
-
-
-def read_manifest(model_dir: Path) -> dict:
-    """The manifest inside a downloaded per-group model (wherever pyfunc put its artifacts folder)."""
-    (path,) = Path(model_dir).rglob(f"{ARTIFACT}/{MANIFEST}")
-    return json.loads(path.read_text())

@@ -12,8 +12,8 @@ import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
+from common.columns import col
 from training._per_group_executor import TRAINED
 from training.per_group_model import ARTIFACT, PerGroupModel, write_manifest
 from training.sklearn_model import pinned_requirements
@@ -46,9 +46,9 @@ def log_per_group_model(
         write_manifest(folder, group, groups, fallback)
 
         first = trained.iloc[0]
-        inputs = df.select(group, *features)
+        inputs = df.select(*[col(c) for c in (group, *features)])
         # An example every group-model can answer: rows of a trained group (an unseen group would be an error).
-        example = inputs.where(F.col(group).cast("string") == first["group"]).limit(_INPUT_EXAMPLE_ROWS).toPandas()
+        example = inputs.where(col(group).cast("string") == first["group"]).limit(_INPUT_EXAMPLE_ROWS).toPandas()
         predicted = _load(first["model"], first["trusted_types"]).predict(example[features])
         with warnings.catch_warnings():
             # MLflow's hint that integer columns cannot hold missing values is about inputs; predictions never are.

@@ -3,7 +3,16 @@ reads it), some say more (a per-group model's group column)."""
 
 from __future__ import annotations
 
+import json
+
 import mlflow
+
+CLASSES_TAG = "classes"  # a classifier's classes in the order of its probabilities, as JSON
+
+
+def classes_tag(classes) -> dict[str, str]:
+    """The tag naming a classifier's classes (numpy values as plain JSON numbers, strings, booleans)."""
+    return {CLASSES_TAG: json.dumps([value.item() if hasattr(value, "item") else value for value in classes])}
 
 
 def registered_version(info, model_name: str | None, tags: dict[str, str]) -> str | None:

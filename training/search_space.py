@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 
 
 @dataclass(frozen=True)

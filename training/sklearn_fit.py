@@ -9,11 +9,11 @@ import mlflow
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from training import plots
 from training.estimators import ESTIMATOR_STEP
 from training.evaluation import evaluate
-from training.registration import registered_version
+from training.registration import classes_tag, registered_version
 from training.sklearn_model import log_sklearn_model
 from training.tasks import CLASSIFICATION, LabeledData
 
@@ -26,7 +26,8 @@ def fit_and_log(pipeline, task: str, X_train, X_test, y_train, y_test, model_nam
     mlflow.log_metrics(metrics)
     log_evaluation_artifacts(pipeline, X_test, y_test, task)
     info = log_sklearn_model(pipeline, X_train, registered_model_name=model_name)
-    version = registered_version(info, model_name, {"task": task})
+    tags = {"task": task, **(classes_tag(pipeline.classes_) if task == CLASSIFICATION else {})}
+    version = registered_version(info, model_name, tags)
     return metrics, info, version
 
 

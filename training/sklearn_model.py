@@ -9,7 +9,7 @@ import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 
 # Types outside skops' default allow-list that a scikit-learn model may legitimately hold (tree structures,
 # numpy dtypes, scipy sparse matrices). Anything else makes logging fail loudly rather than trusting it blindly.

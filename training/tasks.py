@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from pandas.api import types as ptypes
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from lifecycle.cli import run_cli
-from lifecycle.errors import UserInputError
-from lifecycle.params import logged_params, param, parse_params
-from lifecycle.settings import Settings
-from lifecycle.spark import build_spark
-from lifecycle.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
+from common.cli import run_cli
+from common.errors import UserInputError
+from common.params import logged_params, param, parse_params
+from common.settings import Settings
+from common.spark import build_spark
+from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training.mllib_cv import cross_validate
 from training.mllib_job import log_fitted_mllib, prepare_mllib
 from training.mllib_pipeline import ESTIMATORS, TREE_ESTIMATORS, MllibSpec

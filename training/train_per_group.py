@@ -23,13 +23,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
-from lifecycle.cli import run_cli
-from lifecycle.datasets import load_spark_table
-from lifecycle.errors import UserInputError
-from lifecycle.params import logged_params, param, parse_params
-from lifecycle.settings import Settings
-from lifecycle.spark import build_spark
-from lifecycle.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
+from common.cli import run_cli
+from common.columns import col
+from common.datasets import load_spark_table
+from common.errors import UserInputError
+from common.params import logged_params, param, parse_params
+from common.settings import Settings
+from common.spark import build_spark
+from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training._per_group_executor import FALLBACK_FLAG, RESULT_SCHEMA, TRAINED, GroupTrainingPlan, group_trainer
 from training.estimators import ESTIMATORS, build_estimator
 from training.per_group_package import log_per_group_model
@@ -120,14 +121,14 @@ def run(spark: SparkSession, settings: Settings, params: TrainPerGroupParams) ->
     df, source = load_spark_table(spark, p.data)
     features = check_columns(df, p.label, p.group, p.exclude)
 
-    df = df.select(p.group, *features, p.label)
-    rows_missing_group = df.filter(F.col(p.group).isNull()).count()
+    df = df.select(*[col(c) for c in (p.group, *features, p.label)])
+    rows_missing_group = df.filter(col(p.group).isNull()).count()
     resolved_task = _resolve_task(df, p.label, p.task)
     build_estimator(p.estimator, resolved_task, p.hyperparams, p.seed)  # refuses bad hyperparameters here, once
     plan = GroupTrainingPlan(
         p.group, p.label, resolved_task, p.estimator, p.seed, p.test_fraction, p.min_rows, (), dict(p.hyperparams)
     )
-    results = train_groups(df.filter(F.col(p.group).isNotNull()), plan, with_fallback=p.fallback == "global")
+    results = train_groups(df.filter(col(p.group).isNotNull()), plan, with_fallback=p.fallback == "global")
     table, fallback_row = _split_results(results, p.group)
     _require_trained(table, fallback_row, p.fallback, rows_missing_group)
 
@@ -196,7 +197,7 @@ def train_groups(df: DataFrame, plan: GroupTrainingPlan, with_fallback: bool) ->
     partitions = spark.sparkContext.defaultParallelism * 4
     trained = (
         routed.repartition(partitions, FALLBACK_FLAG, plan.group)
-        .groupBy(FALLBACK_FLAG, plan.group)
+        .groupBy(F.col(FALLBACK_FLAG), col(plan.group))
         .applyInPandas(group_trainer(plan), RESULT_SCHEMA)
     )
     return trained.toPandas()
@@ -262,7 +263,7 @@ def _resolve_task(df: DataFrame, label: str, task: str) -> str:
         if task not in (CLASSIFICATION, REGRESSION):
             raise UserInputError(f"unknown task {task!r}; choose auto, {CLASSIFICATION} or {REGRESSION}")
         return task
-    rows = df.select(label).where(F.col(label).isNotNull()).distinct().limit(MAX_CLASSES_FOR_INTEGER_LABEL + 1)
+    rows = df.select(col(label)).where(col(label).isNotNull()).distinct().limit(MAX_CLASSES_FOR_INTEGER_LABEL + 1)
     values = pd.Series([r[0] for r in rows.collect()])
     if values.empty:
         raise UserInputError(f"label column {label!r} has no values")

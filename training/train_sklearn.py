@@ -9,11 +9,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lifecycle.cli import run_cli
-from lifecycle.datasets import DEFAULT_LABEL, load_table
-from lifecycle.params import logged_params, param, parse_params
-from lifecycle.settings import Settings
-from lifecycle.tracking import log_dataset, log_new_params, tracked_run
+from common.cli import run_cli
+from common.datasets import DEFAULT_LABEL, load_table
+from common.params import logged_params, param, parse_params
+from common.settings import Settings
+from common.tracking import log_dataset, log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS, build_pipeline
 from training.sklearn_fit import fit_and_log, split_train_test
 from training.tasks import TASK_CHOICES, TrainResult, check_test_fraction, split_features

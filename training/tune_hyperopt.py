@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from lifecycle.cli import run_cli
-from lifecycle.datasets import DEFAULT_LABEL
-from lifecycle.errors import UserInputError
-from lifecycle.params import param, parse_params
-from lifecycle.settings import Settings
-from lifecycle.spark import build_spark
-from lifecycle.tracking import tracked_run
+from common.cli import run_cli
+from common.datasets import DEFAULT_LABEL
+from common.errors import UserInputError
+from common.params import param, parse_params
+from common.settings import Settings
+from common.spark import build_spark
+from common.tracking import tracked_run
 from training.hyperopt_search import SEQUENTIAL_TRIALS, SPARK_TRIALS, check_budget, minimize
 from training.mllib_tuning import tune_mllib
 from training.optuna_search import OPTUNA_STUDY, minimize_with_optuna

@@ -15,13 +15,13 @@ import mlflow
 import pandas as pd
 from pyspark.sql import SparkSession
 
-from lifecycle.cli import run_cli
-from lifecycle.datasets import DEFAULT_LABEL
-from lifecycle.errors import UserInputError
-from lifecycle.params import param, parse_params
-from lifecycle.settings import Settings
-from lifecycle.spark import build_spark
-from lifecycle.tracking import log_new_params, tracked_run
+from common.cli import run_cli
+from common.datasets import DEFAULT_LABEL
+from common.errors import UserInputError
+from common.params import param, parse_params
+from common.settings import Settings
+from common.spark import build_spark
+from common.tracking import log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS
 from training.search_space import describe, to_distributions, to_grid
 from training.tasks import CLASSIFICATION, TASK_CHOICES, TrainResult

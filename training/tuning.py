@@ -16,10 +16,10 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from lifecycle.datasets import Table, load_table
-from lifecycle.errors import UserInputError
-from lifecycle.params import logged_params
-from lifecycle.tracking import log_dataset, log_new_params
+from common.datasets import Table, load_table
+from common.errors import UserInputError
+from common.params import logged_params
+from common.tracking import log_dataset, log_new_params
 from training.estimators import ESTIMATOR_STEP, build_pipeline
 from training.evaluation import GREATER_IS_BETTER
 from training.search_space import SKLEARN_SPACES, Space, check_sklearn_space, parse_space

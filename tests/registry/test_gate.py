@@ -1,6 +1,6 @@
 import pytest
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from registry.gate import DEFAULT_THRESHOLDS, judge, parse_thresholds
 
 

@@ -5,10 +5,13 @@ import json
 import pandas as pd
 import pytest
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from registry import history, rollback
 from registry.lock import LOCK_TAG
+from registry.promote import PromoteParams
 from registry.promote import run as promote
+from registry.rollback import RollbackParams
+from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from tests.helpers import popen_module, scoring_frame
 from tests.registry.conftest import state
@@ -20,7 +23,7 @@ from training.train_sklearn import run as train
 def champion_and_weak_challenger(spark, settings, client):
     """cancer v1: a good logistic regression, in Production through the gate; v2: a one-split forest."""
     train(settings, TrainSklearnParams(data="breast_cancer", estimator="logistic_regression", model_name="cancer"))
-    promote(settings, "cancer", "production", "1", spark=spark)
+    promote(settings, PromoteParams(model_name="cancer", stage="production", version="1"), spark=spark)
     train(
         settings,
         TrainSklearnParams(
@@ -43,7 +46,7 @@ def test_a_weaker_challenger_is_refused_with_the_metric_table_and_nothing_change
         match=r"(?s)version 2 was not promoted.*against Production version 1 on 114 rows"
         r".*accuracy .* worse than the champion's",
     ):
-        promote(settings, "cancer", "production", "2", spark=spark)
+        promote(settings, PromoteParams(model_name="cancer", stage="production", version="2"), spark=spark)
     assert state(client, "cancer") == before == ({"1": "Production", "2": "None"}, {"production": "1"})
     tags = client.get_model_version("cancer", "1").tags
     assert tags["gate"] == "passed" and json.loads(tags["gate_candidate_metrics"])["accuracy"] > 0.95
@@ -55,8 +58,13 @@ def test_force_needs_a_reason_and_is_recorded_then_rollback_puts_the_champion_ba
 ):
     client = champion_and_weak_challenger
     with pytest.raises(UserInputError, match="needs a reason"):
-        promote(settings, "cancer", "production", "2", force=True)
-    promote(settings, "cancer", "production", "2", reason="hotfix for a data change", force=True)
+        promote(settings, PromoteParams(model_name="cancer", stage="production", version="2", force=True))
+    promote(
+        settings,
+        PromoteParams(
+            model_name="cancer", stage="production", version="2", reason="hotfix for a data change", force=True
+        ),
+    )
     assert state(client, "cancer") == ({"1": "Archived", "2": "Production"}, {"production": "2"})
     tags = client.get_model_version("cancer", "2").tags
     assert (tags["gate"], tags["promotion_reason"], tags["previous_production"]) == (
@@ -65,7 +73,7 @@ def test_force_needs_a_reason_and_is_recorded_then_rollback_puts_the_champion_ba
         "1",
     )
 
-    back = rollback.run(settings, "cancer", reason="v2 misbehaves")
+    back = rollback.run(settings, RollbackParams(model_name="cancer", reason="v2 misbehaves"))
     assert back.version == "1" and state(client, "cancer") == (
         {"1": "Production", "2": "Archived"},
         {"production": "1"},
@@ -100,7 +108,7 @@ def test_a_candidate_with_other_inputs_than_the_champion_is_refused(
     with pytest.raises(
         UserInputError, match="version 3's inputs differ from Production version 1's.*drops column\\(s\\): worst_area"
     ):
-        promote(settings, "cancer", "production", "3", spark=spark)
+        promote(settings, PromoteParams(model_name="cancer", stage="production", version="3"), spark=spark)
     assert state(client, "cancer")[0]["3"] == "None"
 
 
@@ -108,7 +116,9 @@ def test_evaluation_data_missing_a_feature_is_refused(spark, settings, champion_
     path = tmp_path / "eval.parquet"
     scoring_frame().drop(columns=["row_id", "mean_texture"]).to_parquet(path, index=False)
     with pytest.raises(UserInputError, match="column 'mean_texture' is missing"):
-        promote(settings, "cancer", "production", "2", data=str(path), spark=spark)
+        promote(
+            settings, PromoteParams(model_name="cancer", stage="production", version="2", data=str(path)), spark=spark
+        )
 
 
 def test_an_mllib_model_passes_the_gate_on_its_logged_test_split(spark, settings, client):
@@ -120,7 +130,7 @@ def test_an_mllib_model_passes_the_gate_on_its_logged_test_split(spark, settings
         settings,
         TrainMllibParams(data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"),
     )
-    promote(settings, "titanic", "production", "1", spark=spark)
+    promote(settings, PromoteParams(model_name="titanic", stage="production", version="1"), spark=spark)
     tags = client.get_model_version("titanic", "1").tags
     assert tags["gate"] == "passed" and 0.7 < json.loads(tags["gate_candidate_metrics"])["accuracy"] <= 1
 
@@ -132,7 +142,11 @@ def test_a_stage_uri_scores_through_the_alias_when_stage_information_is_absent(s
     assert state(client, "cancer") == ({"1": "None"}, {"production": "1"})
     path = tmp_path / "in.parquet"
     scoring_frame().to_parquet(path, index=False)
-    result = score_batch(spark, settings, "models:/cancer/production", str(path), str(tmp_path / "out"))
+    result = score_batch(
+        spark,
+        settings,
+        ScoreBatchParams(model_uri="models:/cancer/production", input=str(path), output=str(tmp_path / "out")),
+    )
     assert (result.model.model_version, result.rows_out) == ("1", 569)
     assert set(pd.read_parquet(tmp_path / "out")["model_version"]) == {"1"}
 

@@ -1,6 +1,7 @@
 import pytest
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
+from registry.promote import PromoteParams
 from registry.promote import run as promote_job
 from registry.stages import promote
 from tests.registry.conftest import state
@@ -57,13 +58,13 @@ def test_bad_input_names_what_exists_and_changes_nothing(three_versions, setting
     before = state(client)
     runs_before = client.search_runs([e.experiment_id for e in client.search_experiments()])
     with pytest.raises(UserInputError, match=message):
-        promote_job(settings, name, stage, version)
+        promote_job(settings, PromoteParams(model_name=name, stage=stage, version=version))
     assert state(client) == before
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == len(runs_before)
 
 
 def test_the_promote_job_records_a_run(three_versions, settings):
-    result = promote_job(settings, "m", "staging", "2", reason="smoke test")
+    result = promote_job(settings, PromoteParams(model_name="m", stage="staging", version="2", reason="smoke test"))
     assert (result.version, result.stage) == ("2", "Staging")
     (run,) = three_versions.search_runs([three_versions.get_experiment_by_name(settings.experiment_name).experiment_id])
     assert run.data.params == {

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from scoring.output import StagedOutput
 
 

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
+from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from tests.helpers import scoring_frame
 
@@ -32,7 +33,11 @@ def _expected(frame: pd.DataFrame, model_uri: str) -> pd.DataFrame:
 def test_scores_every_row_with_the_production_version_and_matches_the_models_own_predictions(
     spark, settings, client, production_model, cancer_input, tmp_path
 ):
-    result = score_batch(spark, settings, "models:/cancer/production", str(cancer_input), str(tmp_path / "out"))
+    result = score_batch(
+        spark,
+        settings,
+        ScoreBatchParams(model_uri="models:/cancer/production", input=str(cancer_input), output=str(tmp_path / "out")),
+    )
     assert (result.rows_in, result.rows_out) == (569, 569)
     assert (result.model.model_name, result.model.model_version) == ("cancer", "1")
 
@@ -60,7 +65,11 @@ def test_columns_bind_by_name_not_position_and_integers_widen(spark, settings, p
     shuffled["mean_radius"] = shuffled["mean_radius"].round().astype("int64")  # an integer feature column
     path = tmp_path / "shuffled.csv"
     shuffled.to_csv(path, index=False)
-    score_batch(spark, settings, "models:/cancer@production", str(path), str(tmp_path / "out"))
+    score_batch(
+        spark,
+        settings,
+        ScoreBatchParams(model_uri="models:/cancer@production", input=str(path), output=str(tmp_path / "out")),
+    )
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     frame["mean_radius"] = frame["mean_radius"].round()
     expected = _expected(frame, "models:/cancer/1")
@@ -96,7 +105,11 @@ def test_bad_input_is_refused_before_anything_is_written_or_tracked(
     change(scoring_frame()).to_parquet(path, index=False)
     runs_before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
     with pytest.raises(UserInputError, match=message):
-        score_batch(spark, settings, "models:/cancer/production", str(path), str(tmp_path / "out"))
+        score_batch(
+            spark,
+            settings,
+            ScoreBatchParams(model_uri="models:/cancer/production", input=str(path), output=str(tmp_path / "out")),
+        )
     assert not (tmp_path / "out").exists()
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == runs_before
 
@@ -106,14 +119,20 @@ def test_unknown_model_stage_and_input_path_are_named(spark, settings, productio
         UserInputError,
         match=r"no version in stage Staging and no alias 'staging'; versions: 1 \(Production, @production\)",
     ):
-        score_batch(spark, settings, "models:/cancer/staging", str(cancer_input), str(tmp_path / "out"))
+        score_batch(
+            spark,
+            settings,
+            ScoreBatchParams(model_uri="models:/cancer/staging", input=str(cancer_input), output=str(tmp_path / "out")),
+        )
     with pytest.raises(UserInputError, match="cannot read input .*missing.parquet"):
         score_batch(
             spark,
             settings,
-            "models:/cancer/production",
-            str(tmp_path / "missing.parquet"),
-            str(tmp_path / "out"),
+            ScoreBatchParams(
+                model_uri="models:/cancer/production",
+                input=str(tmp_path / "missing.parquet"),
+                output=str(tmp_path / "out"),
+            ),
         )
 
 
@@ -124,10 +143,20 @@ def test_an_existing_output_is_kept_unless_overwrite_and_then_replaced_whole(
     out.mkdir()
     (out / "keep.txt").write_text("earlier result")
     with pytest.raises(UserInputError, match="already exists; choose another path or pass overwrite=true"):
-        score_batch(spark, settings, "models:/cancer/production", str(cancer_input), str(out))
+        score_batch(
+            spark,
+            settings,
+            ScoreBatchParams(model_uri="models:/cancer/production", input=str(cancer_input), output=str(out)),
+        )
     assert (out / "keep.txt").read_text() == "earlier result"
 
-    score_batch(spark, settings, "models:/cancer/production", str(cancer_input), str(out), overwrite=True)
+    score_batch(
+        spark,
+        settings,
+        ScoreBatchParams(
+            model_uri="models:/cancer/production", input=str(cancer_input), output=str(out), overwrite=True
+        ),
+    )
     assert not (out / "keep.txt").exists() and len(pd.read_parquet(out)) == 569
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out"]
 
@@ -152,7 +181,9 @@ def test_a_pyfunc_only_model_is_scored_through_predict(spark, settings, tmp_path
         )
     path = tmp_path / "x.parquet"
     pd.DataFrame({"id": ["a", "b", "c"], "x": [1.0, 2.5, -4.0]}).to_parquet(path)
-    score_batch(spark, settings, "models:/doubler/1", str(path), str(tmp_path / "out"))
+    score_batch(
+        spark, settings, ScoreBatchParams(model_uri="models:/doubler/1", input=str(path), output=str(tmp_path / "out"))
+    )
     out = pd.read_parquet(tmp_path / "out").sort_values("id", ignore_index=True)
     assert list(out.columns) == ["id", "prediction", "model_name", "model_version"]
     assert out["prediction"].tolist() == [2.0, 5.0, -8.0]

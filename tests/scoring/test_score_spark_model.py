@@ -8,9 +8,10 @@ import pytest
 from pyspark.ml.feature import StringIndexerModel
 from pyspark.ml.functions import vector_to_array
 
-from lifecycle.datasets import load_table
-from lifecycle.errors import UserInputError
+from common.datasets import load_table
+from common.errors import UserInputError
 from registry.stages import promote
+from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from training.train_mllib import TrainMllibParams
 from training.train_mllib import run as train_mllib
@@ -43,7 +44,11 @@ def test_mllib_model_scores_in_the_jvm_with_its_own_transform_and_counts_unseen_
     spark, settings, client, titanic_in_production, passengers, tmp_path
 ):
     frame, path = passengers
-    result = score_batch(spark, settings, "models:/titanic/production", str(path), str(tmp_path / "out"))
+    result = score_batch(
+        spark,
+        settings,
+        ScoreBatchParams(model_uri="models:/titanic/production", input=str(path), output=str(tmp_path / "out")),
+    )
     assert (result.rows_in, result.rows_out) == (1313, 1313)
 
     out = pd.read_parquet(tmp_path / "out").sort_values("passenger_id", ignore_index=True)
@@ -78,14 +83,18 @@ def test_a_missing_feature_is_refused_for_mllib_models_too(
     path = tmp_path / "no_sex.parquet"
     frame.drop(columns="sex").to_parquet(path, index=False)
     with pytest.raises(UserInputError, match=r"column 'sex' is missing \(expected string\)"):
-        score_batch(spark, settings, "models:/titanic/production", str(path), str(tmp_path / "out"))
+        score_batch(
+            spark,
+            settings,
+            ScoreBatchParams(model_uri="models:/titanic/production", input=str(path), output=str(tmp_path / "out")),
+        )
     assert not (tmp_path / "out").exists()
 
 
 def test_an_mllib_model_scores_a_csv_stream_with_unseen_categories_counted_per_batch(
     spark, settings, client, titanic_in_production, passengers, tmp_path
 ):
-    from scoring.score_stream import StreamConfig
+    from scoring.score_stream import ScoreStreamParams
     from scoring.score_stream import run as run_stream
     from scoring.stream_state import StreamState
 
@@ -95,16 +104,17 @@ def test_an_mllib_model_scores_a_csv_stream_with_unseen_categories_counted_per_b
     frame.iloc[:700].to_csv(landing / "a.csv", index=False)
     frame.iloc[700:].to_csv(landing / "b.csv", index=False)
     os.utime(landing / "a.csv", (1_000_000_000, 1_000_000_000))  # a.csv lands first, so it is batch 0
-    config = StreamConfig(
+    config = ScoreStreamParams(
+        ids="passenger_id BIGINT",
         model_uri="models:/titanic/production",
         input=str(landing),
         output=str(tmp_path / "scored"),
         checkpoint=str(tmp_path / "checkpoint"),
         quarantine=str(tmp_path / "quarantine"),
-        fmt="csv",
+        format="csv",
         max_files_per_trigger=1,
     )
-    run_stream(spark, settings, config, ids="passenger_id BIGINT")
+    run_stream(spark, settings, config)
 
     out = pd.read_parquet(tmp_path / "scored").sort_values("passenger_id", ignore_index=True)
     assert out["passenger_id"].tolist() == list(range(1313))
@@ -165,7 +175,11 @@ def test_unseen_categories_are_counted_for_any_number_of_string_columns(
         new.loc[[1, 2], "island"] = "Ross"
     new.to_parquet(tmp_path / "new.parquet", index=False)
 
-    result = score_batch(spark, settings, "models:/mass/1", str(tmp_path / "new.parquet"), str(tmp_path / "out"))
+    result = score_batch(
+        spark,
+        settings,
+        ScoreBatchParams(model_uri="models:/mass/1", input=str(tmp_path / "new.parquet"), output=str(tmp_path / "out")),
+    )
     assert result.rows_in == result.rows_out == len(new)
     out = pd.read_parquet(tmp_path / "out").sort_values("penguin_id", ignore_index=True)
     own = mlflow.spark.load_model(trained.model_uri).transform(spark.read.parquet(str(tmp_path / "new.parquet")))

@@ -7,17 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle.errors import UserInputError
-from registry.resolve import resolve_model_uri
+from common.errors import UserInputError
+from common.model_uri import resolve_model_uri
 from registry.stages import promote
-from scoring.score_stream import StreamConfig, parse_trigger, run
+from scoring.score_stream import ScoreStreamParams, parse_trigger, run
 from scoring.stream_state import StreamState
 from tests.helpers import scoring_frame
 from training.train_sklearn import TrainSklearnParams
 from training.train_sklearn import run as train
 
 
-def _config(tmp_path, **overrides) -> StreamConfig:
+def _config(tmp_path, **overrides) -> ScoreStreamParams:
     values = dict(
         model_uri="models:/cancer/production",
         input=str(tmp_path / "in"),
@@ -26,7 +26,7 @@ def _config(tmp_path, **overrides) -> StreamConfig:
         quarantine=str(tmp_path / "quarantine"),
         max_files_per_trigger=2,
     )
-    return StreamConfig(**{**values, **overrides})
+    return ScoreStreamParams(**{**values, **overrides})
 
 
 def _land(frame: pd.DataFrame, folder, name: str, fmt: str = "parquet") -> None:
@@ -65,7 +65,7 @@ def test_parquet_stream_scores_good_files_once_and_quarantines_bad_ones(
     (folder / "garbage.parquet").write_bytes(b"definitely not parquet")
     _land_with_corrupt_pages(data.iloc[320:400], folder, "corrupt-pages.parquet")
 
-    run(spark, settings, _config(tmp_path), ids="row_id BIGINT")
+    run(spark, settings, _config(tmp_path, ids="row_id BIGINT"))
 
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert out["row_id"].tolist() == list(range(300))
@@ -102,7 +102,7 @@ def test_csv_rows_that_do_not_fit_are_quarantined_with_the_reason_and_columns_bi
     broken.loc[broken.index[:2], "mean_area"] = "n/a"
     _land(broken, tmp_path / "in", "b.csv", fmt="csv")
 
-    run(spark, settings, _config(tmp_path, fmt="csv"), ids="row_id BIGINT")
+    run(spark, settings, _config(tmp_path, format="csv", ids="row_id BIGINT"))
 
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert out["row_id"].tolist() == list(range(30)) + list(range(32, 60))
@@ -124,7 +124,7 @@ def test_a_replayed_batch_is_scored_by_the_version_recorded_for_it(spark, settin
     train(settings, TrainSklearnParams(data="breast_cancer", estimator="random_forest", model_name="cancer"))
     promote(client, "cancer", "2", "Production")
 
-    run(spark, settings, _config(tmp_path, max_files_per_trigger=1), ids="row_id BIGINT")
+    run(spark, settings, _config(tmp_path, max_files_per_trigger=1, ids="row_id BIGINT"))
 
     out = pd.read_parquet(tmp_path / "out")
     versions = out.groupby("batch_id", observed=True)["model_version"].unique().to_dict()
@@ -197,7 +197,7 @@ def test_the_stream_scores_with_the_chosen_strategy(spark, settings, client, pro
     _land(data.iloc[:120], tmp_path / "in", "a.parquet")
     _land(data.iloc[120:200], tmp_path / "in", "b.parquet")
 
-    run(spark, settings, _config(tmp_path, strategy=strategy), ids="row_id BIGINT")
+    run(spark, settings, _config(tmp_path, strategy=strategy, ids="row_id BIGINT"))
 
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert out["row_id"].tolist() == list(range(200))
@@ -209,7 +209,7 @@ def test_the_stream_scores_with_the_chosen_strategy(spark, settings, client, pro
 def test_an_unknown_stream_strategy_is_refused_before_the_stream_starts(spark, settings, production_model, tmp_path):
     (tmp_path / "in").mkdir()
     with pytest.raises(UserInputError, match="unknown scoring strategy 'rowwise'; choose one of: auto, arrow, pandas"):
-        run(spark, settings, _config(tmp_path, strategy="rowwise"), ids="row_id BIGINT")
+        run(spark, settings, _config(tmp_path, strategy="rowwise", ids="row_id BIGINT"))
     assert not (tmp_path / "checkpoint").exists()
 
 
@@ -219,6 +219,7 @@ def test_without_ids_the_stream_carries_the_same_columns_as_score_batch(
 ):
     import logging
 
+    from scoring.score_batch import ScoreBatchParams
     from scoring.score_batch import run as score_batch
 
     data = scoring_frame().drop(columns="target").iloc[:90]
@@ -228,9 +229,15 @@ def test_without_ids_the_stream_carries_the_same_columns_as_score_batch(
     data.iloc[:40].to_parquet(batch_input, index=False) if fmt == "parquet" else data.iloc[:40].to_csv(
         batch_input, index=False
     )
-    score_batch(spark, settings, "models:/cancer/production", str(batch_input), str(tmp_path / "batch_out"))
+    score_batch(
+        spark,
+        settings,
+        ScoreBatchParams(
+            model_uri="models:/cancer/production", input=str(batch_input), output=str(tmp_path / "batch_out")
+        ),
+    )
 
-    run(spark, settings, _config(tmp_path, fmt=fmt))  # no ids: taken from a.<fmt>, kept in the checkpoint
+    run(spark, settings, _config(tmp_path, format=fmt))  # no ids: taken from a.<fmt>, kept in the checkpoint
 
     batch_out = pd.read_parquet(tmp_path / "batch_out").sort_values("row_id", ignore_index=True)
     stream_out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
@@ -240,7 +247,7 @@ def test_without_ids_the_stream_carries_the_same_columns_as_score_batch(
     # A later file brings a column nobody declared: scored, the column counted and named, the schema kept.
     _land(data.iloc[40:90].assign(operator="ann"), tmp_path / "in", f"b.{fmt}", fmt=fmt)
     with caplog.at_level(logging.WARNING, logger="scoring.score_stream"):
-        run(spark, settings, _config(tmp_path, fmt=fmt))  # a restart, again without ids
+        run(spark, settings, _config(tmp_path, format=fmt))  # a restart, again without ids
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert out["row_id"].tolist() == list(range(90)) and list(out.columns) == list(stream_out.columns)
     assert out["site"].tolist() == data["site"].tolist()
@@ -259,8 +266,8 @@ def test_declared_ids_that_would_change_a_checkpoints_output_schema_are_refused(
     _land(data.assign(site="north"), tmp_path / "in", "a.parquet")
     run(spark, settings, _config(tmp_path))
     with pytest.raises(UserInputError, match=r"carries the column\(s\) row_id bigint, site string; the declared ones"):
-        run(spark, settings, _config(tmp_path), ids="row_id BIGINT")
-    run(spark, settings, _config(tmp_path), ids="row_id BIGINT, site STRING")  # the same columns: accepted
+        run(spark, settings, _config(tmp_path, ids="row_id BIGINT"))
+    run(spark, settings, _config(tmp_path, ids="row_id BIGINT, site STRING"))  # the same columns: accepted
 
 
 def test_an_input_column_named_like_an_output_column_is_refused_before_the_stream_starts(

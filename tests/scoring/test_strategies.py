@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from scoring._executor import FRAME_FROM_NDARRAY, NDARRAY
 from scoring.plan import plan_python_scoring
 from scoring.score import prediction_column, score_dataframe
+from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from scoring.strategies import STRATEGIES
 from tests.helpers import scoring_frame
@@ -72,7 +73,7 @@ def test_workers_get_numpy_when_the_model_takes_it_and_a_named_frame_when_it_sel
 ):
     from pyspark.sql import types as T
 
-    from registry.resolve import resolve_model_uri
+    from common.model_uri import resolve_model_uri
     from scoring.score import _model_info, _prediction_arrow_type
 
     planned = {}
@@ -103,7 +104,13 @@ def test_an_unknown_strategy_is_refused_naming_the_allowed_ones(spark, settings,
     path = tmp_path / "in.parquet"
     scoring_frame().to_parquet(path)
     with pytest.raises(UserInputError, match=allowed):
-        score_batch(spark, settings, "models:/cancer/production", str(path), str(tmp_path / "out"), strategy="fastest")
+        score_batch(
+            spark,
+            settings,
+            ScoreBatchParams(
+                model_uri="models:/cancer/production", input=str(path), output=str(tmp_path / "out"), strategy="fastest"
+            ),
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -111,7 +118,11 @@ def test_score_batch_takes_a_strategy_and_logs_it(spark, settings, client, produ
     path = tmp_path / "in.parquet"
     scoring_frame().to_parquet(path)
     result = score_batch(
-        spark, settings, "models:/cancer/production", str(path), str(tmp_path / "out"), strategy="grouped"
+        spark,
+        settings,
+        ScoreBatchParams(
+            model_uri="models:/cancer/production", input=str(path), output=str(tmp_path / "out"), strategy="grouped"
+        ),
     )
     assert (result.rows_in, result.rows_out) == (569, 569)
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
@@ -152,7 +163,11 @@ def test_model_size_is_logged_and_a_large_model_against_executor_memory_warns(
     assert size > sum(tree.tree_.node_count for tree in loaded.estimators_) * 8  # the trees' arrays are counted
 
     with caplog.at_level(logging.WARNING, logger="scoring.model_size"):
-        quiet = score_batch(spark, settings, "models:/wine_forest/1", str(path), str(tmp_path / "a"))
+        quiet = score_batch(
+            spark,
+            settings,
+            ScoreBatchParams(model_uri="models:/wine_forest/1", input=str(path), output=str(tmp_path / "a")),
+        )
     assert not caplog.records  # a small forest against 1g of driver memory: no warning at the default threshold
     run = client.get_run(quiet.run_id).data
     assert run.metrics["model_size_bytes"] == size
@@ -165,7 +180,10 @@ def test_model_size_is_logged_and_a_large_model_against_executor_memory_warns(
     threshold = size / 2**30  # one copy fits under this fraction of executor memory; two copies do not
     with caplog.at_level(logging.WARNING, logger="scoring.model_size"):
         score_batch(
-            spark, settings, "models:/wine_forest/1", str(path), str(tmp_path / "b"), memory_warn_fraction=threshold
+            spark,
+            settings,
+            ScoreBatchParams(model_uri="models:/wine_forest/1", input=str(path), output=str(tmp_path / "b")),
+            memory_warn_fraction=threshold,
         )
     (warning,) = caplog.records
     assert "model wine_forest v1 takes" in warning.message

@@ -1,4 +1,4 @@
-"""Seed 001's wall: a model with 300 features scores without Python's 255-argument limit, from 300 named columns,
+"""Python's 255-argument wall: a model with 300 features scores without Python's 255-argument limit, from 300 named columns,
 one array column or one MLlib vector column."""
 
 import mlflow
@@ -9,8 +9,9 @@ from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql import types as T
 from sklearn.linear_model import LogisticRegression
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from scoring.score import prediction_column, score_dataframe
+from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from scoring.strategies import STRATEGIES
 from tests.helpers import run_module
@@ -69,7 +70,11 @@ def test_features_from_one_array_column_or_one_vector_column(spark, settings, wi
     path = tmp_path / "arrays.parquet"
     as_array.write.parquet(str(path))
     out_path = tmp_path / "out"
-    result = score_batch(spark, settings, "models:/wide/1", str(path), str(out_path), features_column="features")
+    result = score_batch(
+        spark,
+        settings,
+        ScoreBatchParams(model_uri="models:/wide/1", input=str(path), output=str(out_path), features_column="features"),
+    )
     assert (result.rows_in, result.rows_out) == (N_ROWS, N_ROWS)
     written = pd.read_parquet(tmp_path / "out").sort_values("id", ignore_index=True)
     np.testing.assert_array_equal(written["prediction"], expected)

@@ -3,7 +3,7 @@ import pytest
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from training.estimators import ESTIMATORS, build_estimator, build_pipeline
 from training.tasks import split_features
 

@@ -2,7 +2,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from training.sklearn_model import pinned_requirements, skops_trusted_types
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from training.tasks import CLASSIFICATION, REGRESSION, infer_task, split_features
 
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from pyspark.ml import PipelineModel
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 from tests.training.test_train_sklearn import _artifact_paths
 from training.mllib_features import TitleAgeImputerModel
 from training.train_mllib import TrainMllibParams, run

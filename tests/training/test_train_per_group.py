@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from lifecycle.errors import UserInputError
-from lifecycle.iot_devices import generate
+from common.errors import UserInputError
+from common.iot_devices import generate
+from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from tests.helpers import run_entry_point
 from training.per_group_model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
@@ -101,7 +102,11 @@ def test_one_model_per_device_routed_by_one_registered_model_and_scored_by_score
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "500")  # many batches per worker
     try:
         scored = score_batch(
-            spark, settings, "models:/devices/1", str(tmp_path / "readings.parquet"), str(tmp_path / "scored")
+            spark,
+            settings,
+            ScoreBatchParams(
+                model_uri="models:/devices/1", input=str(tmp_path / "readings.parquet"), output=str(tmp_path / "scored")
+            ),
         )
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
@@ -118,7 +123,11 @@ def test_one_model_per_device_routed_by_one_registered_model_and_scored_by_score
     fleet[fleet["device_id"].isin(["dev-0001", "dev-0048"])].drop(columns=["failure"]).to_parquet(unseen_input)
     message = r"model devices v1: 1 device_id value\(s\) unseen in training: 'dev-0048'.*no fallback"
     with pytest.raises(UserInputError, match=message):
-        score_batch(spark, settings, "models:/devices/1", str(unseen_input), str(tmp_path / "refused"))
+        score_batch(
+            spark,
+            settings,
+            ScoreBatchParams(model_uri="models:/devices/1", input=str(unseen_input), output=str(tmp_path / "refused")),
+        )
     assert not (tmp_path / "refused").exists()
     loads = (
         spark.range(0, 16, numPartitions=8)
@@ -188,6 +197,7 @@ def test_a_declared_fallback_scores_unseen_and_missing_groups(spark, settings, c
 def test_the_held_out_rows_of_every_group_are_logged_so_the_gate_promotes_without_data(
     spark, settings, client, tmp_path
 ):
+    from registry.promote import PromoteParams
     from registry.promote import run as promote_job
 
     result = run(
@@ -211,7 +221,7 @@ def test_the_held_out_rows_of_every_group_are_logged_so_the_gate_promotes_withou
     assert inputs[0] == "device" and list(held_out.columns) == [*inputs, "failure"]
     assert str(held_out["device"].dtype) == "int64" and held_out["failure"].notna().all()
 
-    promoted = promote_job(settings, "fleet", "Production", spark=spark)
+    promoted = promote_job(settings, PromoteParams(model_name="fleet", stage="Production"), spark=spark)
     assert (promoted.version, promoted.stage) == ("1", "Production")
     assert client.get_model_version("fleet", "1").current_stage == "Production"
 
@@ -282,6 +292,6 @@ def test_train_per_group_through_mlflow_run(settings, client, tmp_path):
     assert client.get_model_version("fleet", "1").run_id == tracked.info.run_id
 
     refused = run_entry_point("train_per_group", {**params, "group": "site"}, tmp_path, settings.tracking_uri)
-    # `mlflow run` exits 1 when the job fails; the job itself printed one line and exited 2 (lifecycle.cli).
+    # `mlflow run` exits 1 when the job fails; the job itself printed one line and exited 2 (common.cli).
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
     assert "error: group column 'site' not found; columns are: device_type, temperature_c" in refused.stderr

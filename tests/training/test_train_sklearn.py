@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from lifecycle.errors import UserInputError
-from lifecycle.params import parse_params
+from common.errors import UserInputError
+from common.params import parse_params
 from training.evaluation import evaluate
 from training.train_sklearn import TrainSklearnParams, run
 

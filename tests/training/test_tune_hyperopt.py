@@ -5,8 +5,8 @@ import mlflow
 import numpy as np
 import pytest
 
-from lifecycle.datasets import load_table
-from lifecycle.errors import UserInputError
+from common.datasets import load_table
+from common.errors import UserInputError
 from training.estimators import build_pipeline
 from training.search_space import parse_space, to_grid
 from training.sklearn_fit import split_train_test

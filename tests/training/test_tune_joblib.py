@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
-from lifecycle.datasets import load_table
-from lifecycle.errors import UserInputError
+from common.datasets import load_table
+from common.errors import UserInputError
 from training.estimators import build_pipeline
 from training.sklearn_fit import split_train_test
 from training.tasks import split_features

@@ -1,4 +1,4 @@
-"""A seeded, generated fleet of IoT devices (seed 003's per-device models): sensor readings and failures.
+"""A seeded, generated fleet of IoT devices (one model per device): sensor readings and failures.
 
 Each row is one hourly reading of one device; `failure` says whether the device failed within 24 hours. Devices
 fail for different reasons (a pump overheats, a fan's bearing wears and vibrates, a compressor's seal leaks and
@@ -7,13 +7,10 @@ loses pressure), with device-specific thresholds, so one model per device can be
 The default fleet (the bundled data set `iot_devices`) has 50 devices x 200 readings, including three devices a
 per-device trainer must skip: one that never failed (one class) and two installed this week (15 readings each).
 
-    python -m lifecycle.iot_devices --devices 200 --rows-per-device 1000 --output /tmp/iot.parquet
+    python -m common.write_iot_devices --devices 200 --rows-per-device 1000 --output /tmp/iot.parquet
 """
 
 from __future__ import annotations
-
-import argparse
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -76,20 +73,3 @@ def _device(rng: np.random.Generator, index: int, rows: int, healthy: bool) -> p
     frame["hours_since_service"] = hours_since_service
     frame[LABEL] = failure
     return frame.round({name: 2 for name in (*readings, "hours_since_service")})
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="iot_devices", description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=50)
-    parser.add_argument("--rows-per-device", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--no-edge-cases", action="store_true", help="every device trainable")
-    parser.add_argument("--output", required=True, help="Parquet file to write")
-    args = parser.parse_args(argv)
-    frame = generate(args.devices, args.rows_per_device, args.seed, edge_cases=not args.no_edge_cases)
-    frame.to_parquet(args.output, index=False)
-    print(f"{len(frame)} readings of {frame[GROUP].nunique()} devices -> {args.output}")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 
 STAGES = ("Staging", "Production", "Archived")
 ALIASED_STAGES = ("Staging", "Production")  # each has a same-named lower-case alias on the same version

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 
 EXIT_USER_ERROR = 2
 

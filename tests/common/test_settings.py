@@ -1,6 +1,6 @@
 import pytest
 
-from lifecycle.settings import DEFAULT_SPARK_MASTER, DEFAULT_TRACKING_URI, Settings
+from common.settings import DEFAULT_SPARK_MASTER, DEFAULT_TRACKING_URI, Settings
 
 
 def test_defaults_are_mlflows_own_store_and_local_spark():

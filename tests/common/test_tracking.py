@@ -1,6 +1,6 @@
 import mlflow
 
-from lifecycle.tracking import git_commit, tracked_run
+from common.tracking import git_commit, tracked_run
 
 
 def test_direct_runs_start_a_run_in_the_configured_experiment_with_the_git_commit(settings):

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from lifecycle.java import require_java
-from lifecycle.settings import Settings
+from common.java import require_java
+from common.settings import Settings
 
 _logger = logging.getLogger(__name__)
 
 # The project's own packages; executors on a cluster import them (e.g. the scoring functions run by mapInArrow).
-PROJECT_PACKAGES = ("lifecycle", "training", "scoring", "registry")
+PROJECT_PACKAGES = ("common", "lifecycle", "training", "scoring", "registry")
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -13,8 +13,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import ENDPOINT_NOT_FOUND, FEATURE_DISABLED, NOT_IMPLEMENTED, ErrorCode
 
-from lifecycle.errors import UserInputError
-from registry.lookup import (
+from common.errors import UserInputError
+from common.registry_lookup import (
     STAGES,
     describe_versions,
     list_versions,

@@ -1,7 +1,7 @@
 import pytest
 
-from lifecycle.errors import UserInputError
-from registry.resolve import resolve_model_uri
+from common.errors import UserInputError
+from common.model_uri import resolve_model_uri
 from registry.stages import promote
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlflow
 
-from lifecycle.settings import Settings
+from common.settings import Settings
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

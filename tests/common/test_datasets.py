@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from lifecycle.datasets import BUNDLED, DEFAULT_LABEL, load_table
-from lifecycle.errors import UserInputError
+from common.datasets import BUNDLED, DEFAULT_LABEL, load_table
+from common.errors import UserInputError
 
 
 @pytest.mark.parametrize(

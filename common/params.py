@@ -21,8 +21,8 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from lifecycle.cli import boolean, comma_list, optional_str, whole_number
-from lifecycle.errors import UserInputError
+from common.cli import boolean, comma_list, optional_str, whole_number
+from common.errors import UserInputError
 
 _REQUIRED = dataclasses.MISSING
 

@@ -3,8 +3,8 @@ import stat
 
 import pytest
 
-from lifecycle.errors import UserInputError
-from lifecycle.java import require_java
+from common.errors import UserInputError
+from common.java import require_java
 
 
 def test_java_17_is_found_on_this_machine():

@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 
 MIN_JAVA = 17
 
@@ -44,7 +44,7 @@ def require_java() -> str:
     return java
 
 
-if __name__ == "__main__":  # `python -m lifecycle.java`: the Makefile's check
+if __name__ == "__main__":  # `python -m common.java`: the Makefile's check
     import sys
 
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lifecycle.errors import UserInputError
+from common.errors import UserInputError
 
 DEFAULT_LABEL = "target"
 
@@ -77,12 +77,12 @@ _penguins.source = "palmerpenguins.load_penguins"
 def _iot_devices() -> pd.DataFrame:
     """9,630 generated hourly readings of 50 IoT devices (seeded, no download): `device_id`, sensor readings, and
     `failure` within 24 h; three devices too new or too healthy to train a model of their own."""
-    from lifecycle.iot_devices import generate
+    from common.iot_devices import generate
 
     return generate()
 
 
-_iot_devices.source = "lifecycle.iot_devices.generate"
+_iot_devices.source = "common.iot_devices.generate"
 
 # name -> loader. The scikit-learn sets name their label DEFAULT_LABEL; titanic's is `survived`, and the penguins'
 # body mass (`body_mass_g`) is the usual regression target.
@@ -125,6 +125,11 @@ def read_frame(path: Path) -> pd.DataFrame:
     raise UserInputError(f"{path}: unsupported file type {suffix!r}; use Parquet (.parquet or a folder) or .csv")
 
 
+# CSV as pandas and spreadsheets write it (RFC 4180): a header, and a quote inside a quoted value doubled. Spark's
+# default escape is a backslash, which would leave `"Molly"" Tobin"` half-quoted.
+CSV_OPTIONS = {"header": "true", "escape": '"'}
+
+
 def read_spark_table(spark, path: str, fmt: str = "auto"):
     """Read Parquet (file or folder), CSV (with a header; types inferred) or JSON with Spark."""
     from pyspark.errors import AnalysisException
@@ -132,7 +137,7 @@ def read_spark_table(spark, path: str, fmt: str = "auto"):
     fmt = spark_format(path, fmt)
     reader = spark.read
     if fmt == "csv":
-        reader = reader.option("header", "true").option("inferSchema", "true")
+        reader = reader.options(**CSV_OPTIONS).option("inferSchema", "true")
     try:
         return reader.format(fmt).load(path)
     except AnalysisException as exc:
@@ -157,12 +162,14 @@ def load_spark_table(spark, data: str):
     a path read by Spark itself, so large inputs never pass through the driver. Returns (DataFrame, source)."""
     from pyspark.sql import functions as F
 
+    from common.columns import col
+
     if data in BUNDLED:
         frame = BUNDLED[data]()
         df = spark.createDataFrame(frame)
         floats = {c: t for c, t in df.dtypes if t in ("double", "float")}
         df = df.select(
-            *[F.nanvl(F.col(c), F.lit(None).cast(floats[c])).alias(c) if c in floats else F.col(c) for c in df.columns]
+            *[F.nanvl(col(c), F.lit(None).cast(floats[c])).alias(c) if c in floats else col(c) for c in df.columns]
         )
         return df, BUNDLED[data].source
     if not Path(data).exists() and "://" not in data:

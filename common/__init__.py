@@ -1,0 +1,1 @@
+"""Shared ground floor of every job: settings, the SparkSession, tracking, the CLI, parameters, data sets."""
