@@ -28,9 +28,9 @@ def per_row_udf(spark: SparkSession, model, features: list[str]):
 
 
 def grouped_collect_list(spark: SparkSession, model, features: list[str], rows: int):
-    """Grouped collect_list: a global row_number modulo the group count, collect_list of {id: features} maps per group, one
-    UDF call per group returning {id: probability}, exploded back to rows. Groups of 50k rows, as the seed
-    advises (fewer rows for wide inputs, so a group's maps fit in a Python worker)."""
+    """Grouped collect_list: a global row_number modulo the group count, collect_list of {id: features} maps per
+    group, one UDF call per group returning {id: probability}, exploded back to rows. Groups of 50k rows, as that
+    recipe advises (fewer rows for wide inputs, so a group's maps fit in a Python worker)."""
     broadcast = spark.sparkContext.broadcast(model)
     per_group = min(50_000, 2_000_000 // len(features))
     groups = max(rows // per_group, 2)

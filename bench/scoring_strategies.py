@@ -4,8 +4,8 @@
     python -m bench.scoring_strategies --quick    # 100k x 20 and 20k x 300 (a few minutes)
 
 For a logistic regression and a 100-tree forest: rows/s, and the fraction of the in-process limit (two plain
-Python processes: Parquet in -> predict -> Parquet out), of a per-row UDF (on a sample), a grouped
-collect_list over row groups, applyInPandas over row groups, mapInPandas, mlflow.pyfunc.spark_udf, and each of our strategies. Every
+Python processes: Parquet in -> predict -> Parquet out), of a per-row UDF (on a sample), a grouped collect_list
+over row groups, applyInPandas over row groups, mapInPandas, mlflow.pyfunc.spark_udf, and each of our strategies. Every
 path reads the same Parquet folder on local[2] and writes Parquet. Each is warmed up on a small sample first;
 then every path is timed once per round, two rounds interleaved, and the faster counts (paths slower than 15 s
 run once). Then the scaling of our default path:
@@ -129,7 +129,11 @@ def run_shape(bench: Bench, shape: Shape, results: dict) -> None:
         udf_sample.count()
         builders = [
             ("per-row UDF (on a sample, see below)", baselines.per_row_udf(spark, model, features), None),
-            ("grouped collect_list (row groups)", baselines.grouped_collect_list(spark, model, features, shape.rows), None),
+            (
+                "grouped collect_list (row groups)",
+                baselines.grouped_collect_list(spark, model, features, shape.rows),
+                None,
+            ),
             ("applyInPandas over row groups", baselines.grouped_apply_in_pandas(spark, model, features), None),
             ("mapInPandas (model once per task)", baselines.map_in_pandas(spark, model, features), None),
             ("mlflow.pyfunc.spark_udf (positional)", baselines.mlflow_spark_udf(spark, uri, features), None),

@@ -1,4 +1,5 @@
-"""How much memory a model takes in each Python worker, and whether the executors can afford it (a big forest is copied into every Python worker).
+"""How much memory a model takes in each Python worker, and whether the executors can afford it (a big forest is
+copied into every Python worker).
 
 Every Python worker holds its own copy of the model (one worker per task slot), and Python workers live outside the
 JVM heap, in the memory the cluster manager grants on top of it. So the figure that matters is the model's size

@@ -114,7 +114,8 @@ def run(
 
 
 def _log_model_size(spark: SparkSession, scored: ScoredFrame, warn_fraction: float) -> None:
-    """A Python model's size, and its copies in the Python workers of one executor (a big forest is copied into every worker)."""
+    """A Python model's size, and its copies in the Python workers of one executor (a big forest is copied into
+    every worker)."""
     if scored.model_size_bytes is None:  # an MLlib model lives in the JVM, once per executor
         return
     memory = executor_memory(spark)

@@ -82,3 +82,19 @@ def production_model(settings):
     )
     promote(mlflow.MlflowClient(), "cancer", trained.model_version, "Production")
     return trained
+
+
+@pytest.fixture
+def three_versions(settings, client):
+    """Model 'm' with versions 1..3 (tiny real models; the registry does not care how good they are)."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from training.sklearn_model import log_sklearn_model
+
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    model = LogisticRegression().fit(X, [0.0, 1.0, 0.0, 1.0])
+    for _ in range(3):
+        with mlflow.start_run():
+            log_sklearn_model(model, X, registered_model_name="m")
+    return client

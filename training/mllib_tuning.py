@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
 
 from hyperopt import STATUS_OK, Trials
 from pyspark.sql import SparkSession
@@ -25,21 +24,17 @@ from training.mllib_job import MllibJob, log_fitted_mllib, prepare_mllib
 from training.mllib_pipeline import MllibSpec
 from training.search_space import MLLIB_SPACES, Space, cast_point, check_mllib_space, describe, parse_space
 from training.tasks import TrainResult
-from training.tuning import SearchRequest, TuningMetric
+from training.tuning import SearchParams, TuningMetric
 
 _logger = logging.getLogger(__name__)
 _FOLD = "__cv_fold"
 
 
-class MllibSearchRequest(SearchRequest, Protocol):
-    max_evals: int
-    parallelism: int
-    timeout: float
-    model_name: str | None
-
-
-def tune_mllib(spark: SparkSession, settings: Settings, request: MllibSearchRequest) -> TrainResult:
-    """Search, log every trial, refit the best point on the training split and log it like `train_mllib`."""
+def tune_mllib(
+    spark: SparkSession, settings: Settings, request: SearchParams, max_evals: int, parallelism: int, timeout: float
+) -> TrainResult:
+    """Search, log every trial, refit the best point on the training split and log it like `train_mllib`.
+    `request` is logged whole (tune_hyperopt's parameters); the Hyperopt budget comes beside it."""
     r = request
     if r.metric:
         raise UserInputError(
@@ -54,11 +49,11 @@ def tune_mllib(spark: SparkSession, settings: Settings, request: MllibSearchRequ
     spec = MllibSpec(r.label, r.task, r.estimator, seed=r.seed, exclude=tuple(r.exclude))
     job = prepare_mllib(spark, r.data, spec, r.test_fraction)
     check_mllib_space(search, job.estimator_stage)
-    if r.parallelism > 1:
+    if parallelism > 1:
         _logger.warning(
             "MLlib pipelines cannot train inside SparkTrials (they need the driver's SparkContext): "
             "running %d trials one after another with Hyperopt's Trials; Spark parallelises each fit instead",
-            r.max_evals,
+            max_evals,
         )
     evaluator = job.evaluator
     metric = TuningMetric(evaluator.getMetricName(), "", evaluator.isLargerBetter(), judged_by="cv")
@@ -77,7 +72,7 @@ def tune_mllib(spark: SparkSession, settings: Settings, request: MllibSearchRequ
         log_dataset(spark_dataset(job.df, r.data, job.source, r.label), context="training")
         objective = _CrossValidatedObjective(job, search, metric, r.cv_folds, r.seed)
         try:
-            best = minimize(objective, search, metric, Trials(), r.max_evals, r.seed, r.timeout)
+            best = minimize(objective, search, metric, Trials(), max_evals, r.seed, timeout)
         finally:
             objective.release()
         model = job.pipeline.fit(job.train, _param_map(job, best))

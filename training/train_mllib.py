@@ -14,9 +14,9 @@ from pyspark.sql import SparkSession
 
 from common.cli import run_cli
 from common.errors import UserInputError
+from common.job import run_spark_job
 from common.params import logged_params, param, parse_params
 from common.settings import Settings
-from common.spark import build_spark
 from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training.mllib_cv import cross_validate
 from training.mllib_job import log_fitted_mllib, prepare_mllib
@@ -92,10 +92,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:
     params = parse_params(TrainMllibParams, argv)
-    settings = Settings.from_env()
-    result = run(build_spark(settings, app_name="train_mllib"), settings, params)
-    print(result.summary())
-    return result
+    return run_spark_job(run, params, app_name="train_mllib")
 
 
 if __name__ == "__main__":

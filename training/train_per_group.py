@@ -27,9 +27,9 @@ from common.cli import run_cli
 from common.columns import col
 from common.datasets import load_spark_table
 from common.errors import UserInputError
+from common.job import run_spark_job
 from common.params import logged_params, param, parse_params
 from common.settings import Settings
-from common.spark import build_spark
 from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training._per_group_executor import FALLBACK_FLAG, RESULT_SCHEMA, TRAINED, GroupTrainingPlan, group_trainer
 from training.estimators import ESTIMATORS, build_estimator
@@ -272,10 +272,7 @@ def _resolve_task(df: DataFrame, label: str, task: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> PerGroupResult:
     params = parse_params(TrainPerGroupParams, argv)  # a JSON mistake is reported before Spark starts
-    settings = Settings.from_env()
-    result = run(build_spark(settings, app_name="train_per_group"), settings, params)
-    print(result.summary())
-    return result
+    return run_spark_job(run, params, app_name="train_per_group")
 
 
 if __name__ == "__main__":

@@ -14,42 +14,29 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from common.cli import run_cli
-from common.datasets import DEFAULT_LABEL
 from common.errors import UserInputError
+from common.job import run_spark_job
 from common.params import param, parse_params
 from common.settings import Settings
-from common.spark import build_spark
 from common.tracking import tracked_run
 from training.hyperopt_search import SEQUENTIAL_TRIALS, SPARK_TRIALS, check_budget, minimize
 from training.mllib_tuning import tune_mllib
 from training.optuna_search import OPTUNA_STUDY, minimize_with_optuna
 from training.search_space import describe
-from training.tasks import TASK_CHOICES, TrainResult
-from training.tuning import prepare, refit_best
+from training.tasks import TrainResult
+from training.tuning import SearchParams, prepare, refit_best
 
 BACKENDS = ("hyperopt", "optuna")
 LIBRARIES = ("sklearn", "mllib")
 
 
 @dataclass(frozen=True)
-class TuneHyperoptParams:
-    data: str = param("breast_cancer", help="Parquet/CSV path or a bundled data set name")
-    label: str = param(DEFAULT_LABEL)
+class TuneHyperoptParams(SearchParams):
     library: str = param("sklearn", choices=LIBRARIES)
     backend: str = param("hyperopt", choices=BACKENDS, help="optuna: mlflow.pyspark.optuna")
-    estimator: str = param("random_forest")
-    task: str = param("auto", choices=TASK_CHOICES)
-    # JSON text; from Python the dict itself is taken too.
-    space: str = param("", help="JSON search space; empty: the estimator's default space")
-    metric: str | None = param(None, help="default: log_loss / rmse by task")
     max_evals: int = param(16)
     parallelism: int = param(2)
     timeout: float = param(0.0, help="seconds after which no new trial starts; 0 means no limit")
-    cv_folds: int = param(3)
-    seed: int = param(42)
-    test_fraction: float = param(0.2)
-    exclude: tuple[str, ...] = param((), help="comma-separated columns that are not features (ids)")
-    model_name: str | None = param(None, help="register the refit best model")
 
 
 def run(spark: SparkSession, settings: Settings, params: TuneHyperoptParams) -> TrainResult:
@@ -57,7 +44,7 @@ def run(spark: SparkSession, settings: Settings, params: TuneHyperoptParams) -> 
     p = params
     check_choices(p)
     if p.library == "mllib":
-        return tune_mllib(spark, settings, p)
+        return tune_mllib(spark, settings, p, p.max_evals, p.parallelism, p.timeout)
     return _tune_sklearn(spark, settings, p)
 
 
@@ -108,10 +95,7 @@ def _trials_backend(backend: str, parallelism: int) -> str:
 def main(argv: Sequence[str] | None = None) -> TrainResult:
     params = parse_params(TuneHyperoptParams, argv)
     check_choices(params)
-    settings = Settings.from_env()
-    result = run(build_spark(settings, app_name=f"tune_hyperopt-{params.estimator}"), settings, params)
-    print(result.summary())
-    return result
+    return run_spark_job(run, params, app_name=f"tune_hyperopt-{params.estimator}")
 
 
 if __name__ == "__main__":

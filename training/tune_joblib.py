@@ -16,39 +16,27 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from common.cli import run_cli
-from common.datasets import DEFAULT_LABEL
 from common.errors import UserInputError
+from common.job import run_spark_job
 from common.params import param, parse_params
 from common.settings import Settings
-from common.spark import build_spark
 from common.tracking import log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS
 from training.search_space import describe, to_distributions, to_grid
-from training.tasks import CLASSIFICATION, TASK_CHOICES, TrainResult
-from training.tuning import TrialRuns, prepare, refit_best
+from training.tasks import CLASSIFICATION, TrainResult
+from training.tuning import SearchParams, TrialRuns, prepare, refit_best
 
 SEARCHES = ("grid", "random")
 
 
 @dataclass(frozen=True)
-class TuneJoblibParams:
-    data: str = param("breast_cancer", help="Parquet/CSV path or a bundled data set name")
-    label: str = param(DEFAULT_LABEL)
+class TuneJoblibParams(SearchParams):
     estimator: str = param("random_forest", choices=sorted(ESTIMATORS))
-    task: str = param("auto", choices=TASK_CHOICES)
     search: str = param("grid", choices=SEARCHES)
-    # JSON text; from Python the dict itself is taken too.
-    space: str = param("", help="JSON search space; empty: the estimator's default space")
     grid_points: int = param(3, help="values per range in a grid search")
     n_iter: int = param(10, help="candidates a random search tries")
     n_jobs: int = param(2, help="fits run at once on Spark")
-    metric: str | None = param(None, help="default: log_loss / rmse by task")
-    cv_folds: int = param(3)
     top_k: int = param(5, help="best candidates logged as child runs")
-    seed: int = param(42)
-    test_fraction: float = param(0.2)
-    exclude: tuple[str, ...] = param((), help="comma-separated columns that are not features (ids)")
-    model_name: str | None = param(None, help="register the best estimator")
 
 
 def run(spark: SparkSession, settings: Settings, params: TuneJoblibParams) -> TrainResult:
@@ -141,10 +129,7 @@ def _candidate_count(cv) -> int:
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:
     params = parse_params(TuneJoblibParams, argv)
-    settings = Settings.from_env()
-    result = run(build_spark(settings, app_name=f"tune_joblib-{params.estimator}"), settings, params)
-    print(result.summary())
-    return result
+    return run_spark_job(run, params, app_name=f"tune_joblib-{params.estimator}")
 
 
 if __name__ == "__main__":

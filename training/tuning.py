@@ -9,22 +9,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from common.datasets import Table, load_table
+from common.datasets import DEFAULT_LABEL, Table, load_table
 from common.errors import UserInputError
-from common.params import logged_params
+from common.params import logged_params, param
 from common.tracking import log_dataset, log_new_params
 from training.estimators import ESTIMATOR_STEP, build_pipeline
 from training.evaluation import GREATER_IS_BETTER
 from training.search_space import SKLEARN_SPACES, Space, check_sklearn_space, parse_space
 from training.sklearn_fit import fit_and_log, split_train_test
-from training.tasks import CLASSIFICATION, LabeledData, TrainResult, check_test_fraction, split_features
+from training.tasks import CLASSIFICATION, TASK_CHOICES, LabeledData, TrainResult, check_test_fraction, split_features
 
 _logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class TuningData:
     y_test: pd.Series
     pipeline: Any  # the unfitted pipeline with the estimator's defaults; trials set the searched parameters
     metric: TuningMetric
-    request: SearchRequest  # what the user asked for
+    request: SearchParams  # what the user asked for
     space: Space  # the search space, checked against the estimator
 
     def objective(self, data: Any, space, seed: int):
@@ -89,22 +89,25 @@ class TuningData:
         log_dataset(self.table.to_mlflow_dataset(targets=self.request.label), context="training")
 
 
-class SearchRequest(Protocol):
-    """The parameters both tuning jobs take (their parameter dataclasses have these fields, and more)."""
+@dataclass(frozen=True)
+class SearchParams:
+    """The parameters both tuning jobs take; each job's parameter dataclass adds its own."""
 
-    data: str
-    label: str
-    estimator: str
-    task: str
-    space: str | dict
-    metric: str | None
-    cv_folds: int
-    seed: int
-    test_fraction: float
-    exclude: tuple[str, ...]
+    data: str = param("breast_cancer", help="Parquet/CSV path or a bundled data set name")
+    label: str = param(DEFAULT_LABEL)
+    estimator: str = param("random_forest")
+    task: str = param("auto", choices=TASK_CHOICES)
+    # JSON text; from Python the dict itself is taken too.
+    space: str = param("", help="JSON search space; empty: the estimator's default space")
+    metric: str | None = param(None, help="default: log_loss / rmse by task")
+    cv_folds: int = param(3)
+    seed: int = param(42)
+    test_fraction: float = param(0.2)
+    exclude: tuple[str, ...] = param((), help="comma-separated columns that are not features (ids)")
+    model_name: str | None = param(None, help="register the refit best model")
 
 
-def prepare(request: SearchRequest) -> TuningData:
+def prepare(request: SearchParams) -> TuningData:
     """Load, split and check everything a tuning job needs before any Spark job or run starts: the data, the
     estimator, the metric, and the search space (`space`, or the estimator's default) against the estimator."""
     r = request

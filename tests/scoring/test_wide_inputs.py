@@ -1,4 +1,4 @@
-"""Python's 255-argument wall: a model with 300 features scores without Python's 255-argument limit, from 300 named columns,
+"""A model with 300 features scores without Python's 255-argument limit, from 300 named columns,
 one array column or one MLlib vector column."""
 
 import mlflow

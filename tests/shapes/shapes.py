@@ -8,7 +8,6 @@ pass-through columns a scorer must keep.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -31,8 +30,6 @@ class Shape:
     ids: tuple[str, ...]  # not features: excluded from training, kept through scoring
     task: str  # what the jobs must resolve the label to
     fmt: str = "parquet"  # the file format of the training data and the scoring input
-    # The product may refuse this shape instead of training it: a UserInputError matching this, before any run.
-    may_refuse: str | None = None
     # trainer -> the UserInputError it must raise before any run (the shape cannot work with that trainer).
     must_refuse: dict[str, str] = field(default_factory=dict)
     mllib_kwargs: dict = field(default_factory=dict)
@@ -56,10 +53,9 @@ class Shape:
         return frame
 
     def refusal_for(self, trainer: str) -> tuple[str | None, bool]:
-        """(pattern, required): what refusal is acceptable for `trainer`, and whether it is the only outcome."""
-        if trainer in self.must_refuse:
-            return self.must_refuse[trainer], True
-        return self.may_refuse, False
+        """(pattern, required): the refusal `trainer` must give for this shape, if any."""
+        pattern = self.must_refuse.get(trainer)
+        return pattern, pattern is not None
 
 
 def _with_row_id(frame: pd.DataFrame, name: str = "row_id") -> pd.DataFrame:
@@ -224,7 +220,8 @@ SHAPES = [
         "diagnóstico",
         ("patient id",),
         CLASSIFICATION,
-        may_refuse="|".join(re.escape(c) for c in [*ODD_NAMES.values(), "size class", "patient id", "diagnóstico"]),
+        # Spark ML stages read a dot as a struct field: MLlib refuses the dotted name; every other job takes it.
+        must_refuse={"mllib": r"column\(s\) 'mean\.perimeter' have a dot in their name"},
     ),
     Shape(
         "output_named_features",
@@ -232,9 +229,17 @@ SHAPES = [
         "target",
         ("row_id",),
         CLASSIFICATION,
-        may_refuse=r"prediction|probability|model_version",
+        # The MLlib pipeline adds columns of these names itself; scikit-learn models take them as features.
+        must_refuse={"mllib": r"feature column\(s\) 'prediction', 'probability' have the name of a column"},
     ),
-    Shape("all_null_column", all_null_column, "target", ("row_id",), CLASSIFICATION, may_refuse=r"'empty'"),
+    Shape(
+        "all_null_column",
+        all_null_column,
+        "target",
+        ("row_id",),
+        CLASSIFICATION,
+        must_refuse={"mllib": r"feature column\(s\) 'empty' hold no values"},  # scikit-learn's imputer drops it
+    ),
     Shape(
         "tiny_rare_class",
         tiny_rare_class,
