@@ -18,7 +18,7 @@ from bench._common import bench_settings, best_time, print_table, workdir
 from common.iot_devices import GROUP, LABEL, generate
 from common.spark import build_spark
 from training._per_group_executor import GroupTrainingPlan, fit_group
-from training.train_per_group import train_groups
+from training.per_group_training import train_groups
 
 ESTIMATORS = ("random_forest", "logistic_regression")
 
