@@ -15,6 +15,14 @@ from common.settings import Settings
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def job_settings() -> Settings:
+    """The settings a job starts with, read from the environment, and MLflow pointed at their store: the one place
+    a job sets MLflow's global tracking state (a job's `run` takes the settings and leaves globals alone)."""
+    settings = Settings.from_env()
+    configure_tracking(settings)
+    return settings
+
+
 def configure_tracking(settings: Settings) -> None:
     mlflow.set_tracking_uri(settings.tracking_uri)
     if settings.registry_uri:
@@ -31,7 +39,6 @@ def tracked_run(
     (MLFLOW_RUN_ID set), that run. Otherwise `resume_run_id` when given (a restarted stream), else a new run in the
     configured experiment.
     """
-    configure_tracking(settings)
     if mlflow.active_run() is not None:
         run_cm = mlflow.start_run(run_name=run_name, nested=True, tags=tags)
     elif mlflow.environment_variables.MLFLOW_RUN_ID.get():

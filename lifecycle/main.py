@@ -14,9 +14,8 @@ import mlflow
 from common.cli import run_cli
 from common.datasets import DEFAULT_LABEL, load_table
 from common.params import param, parse_params
-from common.settings import Settings
 from common.spark import build_spark
-from common.tracking import tracked_run
+from common.tracking import job_settings, tracked_run
 from registry import promote
 from registry.promote import PromoteParams
 from scoring import score_batch
@@ -50,7 +49,7 @@ def write_scoring_input(data: str, path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_params(MainParams, argv)
-    settings = Settings.from_env()
+    settings = job_settings()
     spark = build_spark(settings, app_name="lifecycle-main")
     with tracked_run(settings, run_name="lifecycle") as parent:
         trained = train_sklearn.run(

@@ -15,8 +15,7 @@ import mlflow
 from common.cli import run_cli
 from common.params import param, parse_params
 from common.registry_lookup import ALIASED_STAGES, list_versions, require_model
-from common.settings import Settings
-from common.tracking import configure_tracking
+from common.tracking import job_settings
 from registry.promotion import PROMOTION_TAG
 
 
@@ -77,7 +76,7 @@ class HistoryParams:
 
 def main(argv: Sequence[str] | None = None) -> tuple[list[Event], list[str]]:
     name = parse_params(HistoryParams, argv).model_name
-    configure_tracking(Settings.from_env())
+    job_settings()
     client = mlflow.MlflowClient()
     events, problems = timeline(client, name), drift(client, name)
     print(f"{name}: {len(events)} promotion(s)")

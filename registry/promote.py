@@ -18,6 +18,7 @@ from common.params import param, parse_params
 from common.registry_lookup import STAGES
 from common.settings import Settings
 from common.spark import build_spark
+from common.tracking import job_settings
 from registry.promotion import promote_version
 from registry.stages import Promotion
 
@@ -45,7 +46,7 @@ def run(
 
 def main(argv: Sequence[str] | None = None) -> Promotion:
     params = parse_params(PromoteParams, argv)
-    settings = Settings.from_env()
+    settings = job_settings()
     result = run(settings, params, spark=lambda: build_spark(settings, app_name="promote-gate"))
     archived = f"; archived {', '.join(result.archived_versions)}" if result.archived_versions else ""
     print(f"{result.model_name} version {result.version}: {result.previous_stage} -> {result.stage}{archived}")

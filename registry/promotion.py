@@ -15,7 +15,7 @@ from common.model_uri import ResolvedModel, resolve_model_uri
 from common.registry_lookup import canonical_stage, require_version
 from common.settings import Settings
 from common.spark import build_spark
-from common.tracking import configure_tracking, log_new_params, tracked_run
+from common.tracking import log_new_params, tracked_run
 from registry.gate import (
     GateResult,
     check_compatible_signatures,
@@ -48,7 +48,6 @@ def promote_version(
 ) -> Promotion:
     """`spark` (or a factory for it) is only needed, and only built, when the gate runs. A rollback puts back a
     version that was in Production before, so it does not pass the gate again."""
-    configure_tracking(settings)
     client = mlflow.MlflowClient()
     # Check before a tracking run is opened, so a typo leaves no trace in the store.
     target_stage = canonical_stage(stage)

@@ -16,7 +16,7 @@ from common.model_uri import resolve_model_uri
 from common.params import param, parse_params
 from common.registry_lookup import require_model
 from common.settings import Settings
-from common.tracking import configure_tracking
+from common.tracking import job_settings
 from registry.promotion import promote_version
 from registry.stages import Promotion
 
@@ -31,7 +31,6 @@ def run(settings: Settings, params: RollbackParams) -> Promotion:
     """The version the current champion replaced (its `previous_production` tag) goes back to Production; the
     gate is not run again: that version was in Production before."""
     model_name, reason = params.model_name, params.reason
-    configure_tracking(settings)
     client = mlflow.MlflowClient()
     require_model(client, model_name)
     try:
@@ -49,7 +48,7 @@ def run(settings: Settings, params: RollbackParams) -> Promotion:
 
 
 def main(argv: Sequence[str] | None = None) -> Promotion:
-    result = run(Settings.from_env(), parse_params(RollbackParams, argv))
+    result = run(job_settings(), parse_params(RollbackParams, argv))
     print(
         f"{result.model_name}: version {result.version} is back in Production; "
         f"archived {', '.join(result.archived_versions)}"

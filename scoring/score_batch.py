@@ -20,7 +20,7 @@ from common.model_uri import ResolvedModel, resolve_model_uri
 from common.params import logged_params, param, parse_params
 from common.settings import Settings
 from common.spark import build_spark
-from common.tracking import configure_tracking, log_dataset, log_new_params, tracked_run
+from common.tracking import job_settings, log_dataset, log_new_params, tracked_run
 from scoring.model_size import DEFAULT_WARN_FRACTION, executor_memory, warn_if_large
 from scoring.output import StagedOutput
 from scoring.plan import arrow_batch_rows
@@ -66,7 +66,6 @@ def run(
     `memory_warn_fraction`: warn when the Python workers' model copies pass this fraction of executor memory."""
     p = params
     check_strategy(p.strategy)
-    configure_tracking(settings)
     resolved = resolve_model_uri(mlflow.MlflowClient(), p.model_uri)
     df = read_spark_table(spark, p.input, p.input_format)
     rows_in = df.count()
@@ -132,7 +131,7 @@ def _log_model_size(spark: SparkSession, scored: ScoredFrame, warn_fraction: flo
 
 def main(argv: Sequence[str] | None = None) -> BatchResult:
     params = parse_params(ScoreBatchParams, argv)
-    settings = Settings.from_env()
+    settings = job_settings()
     result = run(build_spark(settings, app_name="score_batch"), settings, params)
     print(
         f"scored {result.rows_in} rows in, {result.rows_out} rows out with {result.model.label} "

@@ -30,7 +30,7 @@ from common.model_uri import resolve_model_uri
 from common.params import logged_params, param, parse_params
 from common.settings import Settings
 from common.spark import build_spark
-from common.tracking import configure_tracking, log_new_params, tracked_run
+from common.tracking import job_settings, log_new_params, tracked_run
 from scoring.strategies import STRATEGIES, check_strategy
 from scoring.stream_batch import BatchScorer, StreamTarget
 from scoring.stream_columns import choose_stream_schema
@@ -81,7 +81,6 @@ def run(spark: SparkSession, settings: Settings, params: ScoreStreamParams) -> l
     Returns the micro-batches this run scored."""
     p = params
     check_strategy(p.strategy)
-    configure_tracking(settings)
     trigger = parse_trigger(p.trigger)
     if p.max_files_per_trigger < 1:
         raise UserInputError(f"max_files_per_trigger must be at least 1, got {p.max_files_per_trigger}")
@@ -150,7 +149,7 @@ def _stop_on_signals(query) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     params = parse_params(ScoreStreamParams, argv)
-    settings = Settings.from_env()
+    settings = job_settings()
     scored = run(build_spark(settings, app_name="score_stream"), settings, params)
     last = f"scored micro-batch(es) {', '.join(map(str, scored))}" if scored else "no new files: nothing scored"
     print(f"stream stopped ({last}); output {params.output}, quarantine {params.quarantine_folder}")

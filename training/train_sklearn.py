@@ -13,7 +13,7 @@ from common.cli import run_cli
 from common.datasets import DEFAULT_LABEL, load_table
 from common.params import logged_params, param, parse_params
 from common.settings import Settings
-from common.tracking import log_dataset, log_new_params, tracked_run
+from common.tracking import job_settings, log_dataset, log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS, build_pipeline
 from training.sklearn_fit import fit_and_log, split_train_test
 from training.tasks import TASK_CHOICES, TrainResult, check_test_fraction, split_features
@@ -66,7 +66,7 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
 
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:
-    result = run(Settings.from_env(), parse_params(TrainSklearnParams, argv))
+    result = run(job_settings(), parse_params(TrainSklearnParams, argv))
     print(result.summary())
     return result
 
