@@ -39,8 +39,10 @@ def parse_params(cls: type, argv: Sequence[str] | None):
     """The dataclass from the command line: `--some-name value` for each field `some_name`. The program is the
     entry point's module, described by the first line of its docstring."""
     module = sys.modules[cls.__module__]
+    # Run as `python -m training.train_sklearn` the module is __main__; its spec still knows its real name.
+    name = getattr(module.__spec__, "name", None) or cls.__module__
     parser = argparse.ArgumentParser(
-        prog=cls.__module__.rsplit(".", 1)[-1], description=(module.__doc__ or "").strip().splitlines()[0]
+        prog=name.rsplit(".", 1)[-1], description=(module.__doc__ or "").strip().splitlines()[0]
     )
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):

@@ -20,8 +20,9 @@ from common.model_uri import ResolvedModel
 
 
 def _forget(_slot, shipped: tuple[str, Path]) -> None:
-    """A model version no longer in use: its download goes (Spark keeps the archive it was given)."""
-    shutil.rmtree(shipped[1].parent, ignore_errors=True)
+    """A model version no longer in use: its unpacked download goes. The archive stays: the driver's file server
+    keeps serving it to executors that join later (every task lists every archive the context was given)."""
+    shutil.rmtree(shipped[1], ignore_errors=True)
 
 
 # (id of the SparkContext, model key) -> (SparkFiles name, local directory): one download and one addArchive per

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from common.bounded_cache import BoundedCache
+from common.columns import col
 
 UNSEEN_ROWS = "unseen_category_rows"
 
@@ -43,7 +44,7 @@ def transform_scored(
         # `|` folds any number of conditions; `greatest` refuses fewer than two columns (one string column).
         any_unseen = F.sum(F.when(functools.reduce(operator.or_, conditions.values()), 1).otherwise(0))
         transformed = transformed.observe(observation, any_unseen.alias(UNSEEN_ROWS), *counts)
-    columns = [F.col(c) for c in passthrough] + [F.col("prediction").cast(prediction_type).alias("prediction")]
+    columns = [col(c) for c in passthrough] + [F.col("prediction").cast(prediction_type).alias("prediction")]
     if "probability" in transformed.columns:
         probabilities = vector_to_array("probability")
         n_classes = _n_classes(model)
@@ -59,7 +60,7 @@ def unseen_conditions(model: PipelineModel) -> dict[str, Column]:
             inputs = stage.getInputCols() if stage.isSet("inputCols") else [stage.getInputCol()]
             outputs = stage.getOutputCols() if stage.isSet("outputCols") else [stage.getOutputCol()]
             for column, indexed, labels in zip(inputs, outputs, stage.labelsArray, strict=True):
-                conditions[column] = F.col(column).isNotNull() & (F.col(indexed) == float(len(labels)))
+                conditions[column] = col(column).isNotNull() & (F.col(indexed) == float(len(labels)))
     return conditions
 
 

@@ -86,7 +86,7 @@ def _grouped(spark: SparkSession, selected: DataFrame, plan: ScoringPlan, schema
     """Buckets from a hash of each row's values: deterministic, so a retried task regroups the same rows (a random
     bucket would not). As many buckets as shuffle partitions: each bucket is one pandas frame in one worker."""
     buckets = max(int(spark.conf.get("spark.sql.shuffle.partitions")), spark.sparkContext.defaultParallelism)
-    bucketed = selected.withColumn(_BUCKET, F.pmod(F.xxhash64(*selected.columns), F.lit(buckets)))
+    bucketed = selected.withColumn(_BUCKET, F.pmod(F.xxhash64(*[col(c) for c in selected.columns]), F.lit(buckets)))
 
     def score_bucket(frame):  # a plain function: Spark looks for type hints on it and warns on a partial
         return score_group(frame, plan)

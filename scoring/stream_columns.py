@@ -38,19 +38,30 @@ def choose_stream_schema(
     """The stream's schema and where its carried columns came from (declared / checkpoint / inferred)."""
     declared = stream_schema(spark, signature, model_label, ids, schema)
     recorded = state.carried_columns()
+    if recorded is None and state.run_id() is not None:
+        # A stream started before streams carried columns: it carried none, and goes on so.
+        recorded = (T.StructType([]), False)
     if ids or schema:
-        if recorded is not None and _described(recorded) != _described(declared.ids):
+        if recorded is not None and _described(recorded[0]) != _described(declared.ids):
             raise UserInputError(
-                f"this checkpoint's stream carries the column(s) {_described(recorded) or 'none'}; the declared "
+                f"this checkpoint's stream carries the column(s) {_described(recorded[0]) or 'none'}; the declared "
                 f"ones ({_described(declared.ids) or 'none'}) would change its output's schema: keep them, or "
                 "start a new checkpoint and output"
             )
         chosen, source = declared, "declared"
     elif recorded is not None:
-        chosen, source = StreamSchema(recorded, declared.features), "checkpoint"
+        columns, was_declared = recorded
+        now_features = [f.name for f in columns.fields if f.name in declared.features.fieldNames()]
+        if now_features:
+            raise UserInputError(
+                f"this checkpoint's stream carries column(s) {', '.join(now_features)}, which model {model_label} "
+                "takes as features; start a new checkpoint and output for it"
+            )
+        chosen, source = StreamSchema(columns, declared.features, ids_optional=not was_declared), "checkpoint"
     else:
         inferred, looked = infer_ids(spark, HadoopFS(spark, input_folder), fmt, declared.features)
-        chosen, source = StreamSchema(inferred, declared.features), f"inferred from {looked} file(s) present at start"
+        chosen = StreamSchema(inferred, declared.features, ids_optional=True)
+        source = f"inferred from {looked} file(s) present at start"
         if not looked:
             _logger.warning(
                 "no %s files in %s at start: the stream carries only the prediction; columns that later files "
@@ -64,8 +75,8 @@ def choose_stream_schema(
             f"input column(s) {', '.join(clash)} have the name of a column the stream writes "
             f"({', '.join(STREAM_OUTPUT_COLUMNS)}); rename them in the files, or leave them out with schema=..."
         )
-    if recorded is None:
-        state.record_carried_columns(chosen.ids)
+    if state.carried_columns() is None:
+        state.record_carried_columns(chosen.ids, declared=not chosen.ids_optional)
     _logger.info("carrying column(s) %s to the output (%s)", _described(chosen.ids) or "none", source)
     return chosen, source
 

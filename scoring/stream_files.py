@@ -32,6 +32,9 @@ class StreamSchema:
 
     ids: T.StructType
     features: T.StructType
+    # Carried columns taken from the files present at start rather than declared: a later file that lacks one is
+    # scored with nulls there, not quarantined (nobody asked for the column).
+    ids_optional: bool = False
 
     @property
     def fields(self) -> list[T.StructField]:
@@ -136,6 +139,9 @@ def _read_raw(spark: SparkSession, path: str, fmt: str) -> DataFrame:
 
 
 def _bind(raw: DataFrame, path: str, fmt: str, schema: StreamSchema) -> DataFrame:
+    if schema.ids_optional:
+        absent = [f for f in schema.ids.fields if f.name not in raw.columns]
+        raw = raw.withColumns({f.name: F.lit(None).cast(f.dataType) for f in absent}) if absent else raw
     missing = [f.name for f in schema.fields if f.name not in raw.columns]
     if missing:
         raise _FileProblem(f"missing column(s) {', '.join(missing)}")

@@ -35,10 +35,15 @@ class StreamState:
     def record_run_id(self, run_id: str) -> None:
         self._files.write_text_atomically(self._files.path(_OWN, "mlflow_run_id"), run_id)
 
-    def carried_columns(self) -> T.StructType | None:
-        """The columns besides the features that this stream carries to its output, as chosen at its first start."""
+    def carried_columns(self) -> tuple[T.StructType, bool] | None:
+        """The columns besides the features that this stream carries to its output, as chosen at its first start,
+        and whether they were declared (else taken from the files present then)."""
         text = self._files.read_text(self._files.path(_OWN, "carried_columns.json"))
-        return T.StructType.fromJson(json.loads(text)) if text else None
+        if not text:
+            return None
+        record = json.loads(text)
+        return T.StructType.fromJson(record["columns"]), record["declared"]
 
-    def record_carried_columns(self, columns: T.StructType) -> None:
-        self._files.write_text_atomically(self._files.path(_OWN, "carried_columns.json"), columns.json())
+    def record_carried_columns(self, columns: T.StructType, declared: bool) -> None:
+        record = json.dumps({"columns": columns.jsonValue(), "declared": declared})
+        self._files.write_text_atomically(self._files.path(_OWN, "carried_columns.json"), record)

@@ -123,3 +123,13 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     ]
     ci = (REPO / ".ci" / "run").read_text()
     assert ci.rstrip().endswith("make test")
+
+
+def test_an_entry_point_run_as_a_module_names_itself_in_its_usage():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "registry.history"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and done.stderr.startswith("usage: history ")

@@ -35,7 +35,7 @@ from training.mllib_pipeline import (
 )
 from training.registration import classes_tag, registered_version
 from training.spark_model import log_spark_model
-from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION
+from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION, check_test_fraction
 
 _logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class MllibJob:
 def prepare_mllib(spark: SparkSession, data: str, spec: MllibSpec, test_fraction: float) -> MllibJob:
     """Everything before fitting, checked before any run exists (shared by train_mllib and tune_hyperopt's MLlib
     path). `spec.task` may be "auto": it is resolved here from the label."""
+    check_test_fraction(test_fraction)
     if spec.estimator not in ESTIMATORS:
         raise UserInputError(f"unknown estimator {spec.estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
     label = spec.label

@@ -89,7 +89,7 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
     plan = FeaturePlan(raw_features=[c for c in df.columns if c != spec.label and c not in spec.exclude])
     if not plan.raw_features:
         raise UserInputError("no feature columns left besides the label")
-    _check_names(plan.raw_features, spec)
+    _check_dotted_names(plan.raw_features, spec)
     for column in plan.raw_features:
         data_type = df.schema[column].dataType
         if column == spec.title_from:
@@ -107,19 +107,27 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
             )
     if spec.title_from:
         plan.categorical.append(TITLE)
+    _check_derived_names(plan, spec)
     return plan
 
 
-def _check_names(features: list[str], spec: MllibSpec) -> None:
-    """MLlib's stages read a dot in a column name as a struct field, and refuse an output column that exists."""
+def _check_dotted_names(features: list[str], spec: MllibSpec) -> None:
+    """MLlib's stages read a dot in a column name as a struct field."""
     dotted = [c for c in [*features, spec.label] if "." in c]
     if dotted:
         raise UserInputError(
             f"column(s) {', '.join(map(repr, dotted))} have a dot in their name, which Spark ML stages cannot read; "
             "rename them (for example mean.radius -> mean_radius)"
         )
-    derived = {f"{c}_{suffix}" for c in features for suffix in ("index", "vector", "imputed", "number")}
+
+
+def _check_derived_names(plan: FeaturePlan, spec: MllibSpec) -> None:
+    """A feature named like a column a stage adds (the pipeline's own, or another feature's `_index`, ...)."""
+    derived = {f"{c}_index" for c in plan.categorical} | {f"{c}_imputed" for c in plan.imputed}
+    derived |= {f"{c}_vector" for c in plan.categorical} if spec.estimator in _LINEAR else set()
+    derived |= {_as_number(c) for c in plan.boolean}
     added = {*_STAGE_OUTPUTS, *derived} - ({TITLE} if not spec.title_from else set())
+    features = plan.raw_features
     taken = [c for c in features if c in added]
     if taken:
         raise UserInputError(

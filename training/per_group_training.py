@@ -72,7 +72,7 @@ def train_groups(df: DataFrame, plan: GroupTrainingPlan, with_fallback: bool) ->
     # task, training every group on one core. Several tasks per core even out groups of different sizes.
     partitions = spark.sparkContext.defaultParallelism * 4
     trained = (
-        routed.repartition(partitions, FALLBACK_FLAG, plan.group)
+        routed.repartition(partitions, F.col(FALLBACK_FLAG), col(plan.group))
         .groupBy(F.col(FALLBACK_FLAG), col(plan.group))
         .applyInPandas(group_trainer(plan), RESULT_SCHEMA)
     )

@@ -21,7 +21,7 @@ from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_
 from training.mllib_cv import cross_validate
 from training.mllib_job import log_fitted_mllib, prepare_mllib
 from training.mllib_pipeline import ESTIMATORS, TREE_ESTIMATORS, MllibSpec
-from training.tasks import TASK_CHOICES, TrainResult, check_test_fraction
+from training.tasks import TASK_CHOICES, TrainResult
 
 _logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ class TrainMllibParams:
 def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> TrainResult:
     """Validate everything first, so bad input fails before a run or a model version exists."""
     p = params
-    check_test_fraction(p.test_fraction)
     if p.cv_folds == 1 or p.cv_folds < 0:
         raise UserInputError(f"cv_folds must be 0 (no cross-validation) or at least 2, got {p.cv_folds}")
     grid = p.grid_num_trees or p.grid_max_depth

@@ -168,7 +168,7 @@ def test_unseen_categories_are_counted_for_any_number_of_string_columns(
         ),
     )
     new = frame.drop(columns="body_mass_g").reset_index(drop=True)
-    new.insert(0, "penguin_id", np.arange(len(new)))
+    new.insert(0, "penguin.id", np.arange(len(new)))  # a dot: an id is never read as a struct field
     if strings:
         new.loc[0, "species"] = "Emperor"  # never seen in training
     if "island" in strings:
@@ -181,9 +181,9 @@ def test_unseen_categories_are_counted_for_any_number_of_string_columns(
         ScoreBatchParams(model_uri="models:/mass/1", input=str(tmp_path / "new.parquet"), output=str(tmp_path / "out")),
     )
     assert result.rows_in == result.rows_out == len(new)
-    out = pd.read_parquet(tmp_path / "out").sort_values("penguin_id", ignore_index=True)
+    out = pd.read_parquet(tmp_path / "out").sort_values("penguin.id", ignore_index=True)
     own = mlflow.spark.load_model(trained.model_uri).transform(spark.read.parquet(str(tmp_path / "new.parquet")))
-    own = own.select("penguin_id", "prediction").toPandas().sort_values("penguin_id", ignore_index=True)
+    own = own.select("`penguin.id`", "prediction").toPandas().sort_values("penguin.id", ignore_index=True)
     np.testing.assert_allclose(out["prediction"], own["prediction"], rtol=1e-12)
     metrics = client.get_run(result.run_id).data.metrics
     assert {k: v for k, v in metrics.items() if k.startswith("unseen_")} == (

@@ -137,8 +137,8 @@ def test_a_running_stream_follows_promotions_one_version_per_batch(spark, settin
         settings, TrainSklearnParams(data="breast_cancer", estimator="random_forest", model_name="cancer")
     )  # version 2, not promoted
     _land(data.iloc[:100], tmp_path / "in", "before.parquet")
-    config = _config(tmp_path, trigger="1 second", max_files_per_trigger=1)
-    thread = threading.Thread(target=run, args=(spark, settings, config), kwargs={"ids": "row_id BIGINT"})
+    config = _config(tmp_path, trigger="1 second", max_files_per_trigger=1, ids="row_id BIGINT")
+    thread = threading.Thread(target=run, args=(spark, settings, config))
     thread.start()
     try:
         _wait_for(lambda: (tmp_path / "out" / "batch_id=0").exists())
@@ -182,7 +182,7 @@ def test_bad_stream_settings_are_refused_before_the_stream_starts(
 ):
     (tmp_path / "in").mkdir()
     with pytest.raises(UserInputError, match=message):
-        run(spark, settings, _config(tmp_path, **overrides), **kwargs)
+        run(spark, settings, _config(tmp_path, **overrides, **kwargs))
     assert not (tmp_path / "out").exists() and not spark.streams.active
 
 
@@ -246,16 +246,21 @@ def test_without_ids_the_stream_carries_the_same_columns_as_score_batch(
 
     # A later file brings a column nobody declared: scored, the column counted and named, the schema kept.
     _land(data.iloc[40:90].assign(operator="ann"), tmp_path / "in", f"b.{fmt}", fmt=fmt)
-    with caplog.at_level(logging.WARNING, logger="scoring.score_stream"):
+    # A file without a column that was taken from the first files (not declared): scored, the column null there.
+    later = scoring_frame().drop(columns="target").iloc[90:110]
+    _land(later, tmp_path / "in", f"c.{fmt}", fmt=fmt)
+    with caplog.at_level(logging.WARNING, logger="scoring.stream_batch"):
         run(spark, settings, _config(tmp_path, format=fmt))  # a restart, again without ids
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
-    assert out["row_id"].tolist() == list(range(90)) and list(out.columns) == list(stream_out.columns)
-    assert out["site"].tolist() == data["site"].tolist()
-    np.testing.assert_array_equal(out["prediction"], _own_predictions(data.drop(columns="site"), "1"))
+    assert out["row_id"].tolist() == list(range(110)) and list(out.columns) == list(stream_out.columns)
+    assert out["site"].iloc[:90].tolist() == data["site"].tolist() and out["site"].iloc[90:].isna().all()
+    everything = pd.concat([data.drop(columns="site"), later])
+    np.testing.assert_array_equal(out["prediction"], _own_predictions(everything, "1"))
+    assert not (tmp_path / "quarantine").exists() or not any((tmp_path / "quarantine").rglob("*.parquet"))
     assert "column(s) operator in 1 file(s) are not carried to the output" in caplog.text
     run_id = StreamState(spark, str(tmp_path / "checkpoint")).run_id()
     undeclared = {m.step: m.value for m in client.get_metric_history(run_id, "undeclared_columns")}
-    assert undeclared == {0: 0.0, 1: 1.0}
+    assert undeclared == {0: 0.0, 1: 1.0}  # b and c came in one micro-batch
     assert client.get_run(run_id).data.params["carried_columns_from"] == "inferred from 1 file(s) present at start"
 
 

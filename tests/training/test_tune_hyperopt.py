@@ -125,6 +125,19 @@ def test_mllib_tuning_runs_sequential_trials_says_so_and_registers_the_refit_pip
     assert (trees.getNumTrees, trees.getMaxDepth()) == (result.best_params["numTrees"], result.best_params["maxDepth"])
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"test_fraction": 1.5}, "test_fraction must be between 0 and 1"),
+        ({"cv_folds": 1}, "cv_folds must be at least 2, got 1"),
+    ],
+)
+def test_mllib_tuning_refuses_a_bad_split_before_any_run(spark, settings, client, params, message):
+    with pytest.raises(UserInputError, match=message):
+        run(spark, settings, TuneHyperoptParams(library="mllib", data="penguins", label="body_mass_g", **params))
+    assert client.get_experiment_by_name(settings.experiment_name) is None
+
+
 def test_mllib_tuning_refuses_a_parameter_the_estimator_lacks(spark, settings):
     with pytest.raises(UserInputError, match="RandomForestRegressor does not accept C; it accepts: "):
         run(
