@@ -9,6 +9,7 @@ applies both.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ class GateResult:
         for metric in sorted(set(self.candidate) | set(self.champion or {})):
             champion = (self.champion or {}).get(metric)
             rule = ", ".join(f"{k} {v}" for k, v in self.thresholds.get(metric, {}).items()) or "-"
+            if rule != "-" and not math.isfinite(self.candidate.get(metric, float("nan"))):
+                rule += " (not judged: this data cannot give it)"
             rows.append(
                 f"{metric:<10} {self.candidate.get(metric, float('nan')):>10.4f} "
                 f"{champion if champion is not None else float('nan'):>10.4f}  {rule}"
@@ -150,6 +153,10 @@ def _model_classes(model: ResolvedModel) -> list | None:
 
 
 def judge(candidate: dict[str, float], champion: dict[str, float] | None, thresholds: dict) -> GateResult:
+    """A metric the data cannot give (ROC AUC of a split holding one class: NaN) is not judged, on either side."""
+    shown_candidate, shown_champion = candidate, champion
+    candidate = {k: v for k, v in candidate.items() if math.isfinite(v)}
+    champion = {k: v for k, v in champion.items() if math.isfinite(v)} if champion is not None else None
     validation = {}
     baseline = dict(champion or {})
     for metric, rule in thresholds.items():
@@ -164,7 +171,7 @@ def judge(candidate: dict[str, float], champion: dict[str, float] | None, thresh
             kwargs["min_absolute_change"] = _EPSILON
         if kwargs:
             validation[metric] = MetricThreshold(greater_is_better=greater, **kwargs)
-    result = GateResult(True, candidate, champion, thresholds)
+    result = GateResult(True, shown_candidate, shown_champion, thresholds)
     try:
         mlflow.validate_evaluation_results(
             validation,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from common.bounded_cache import BoundedCache
+from common.columns import real_names
 
 _MODELS: BoundedCache[str, object] = BoundedCache()  # per worker: a stream holds the old and new version a while
 
@@ -34,6 +35,9 @@ class ScoringPlan:
     input_kind: str = FRAME
     model_order: tuple[str, ...] = ()  # NDARRAY: the model's own column order (feature_names_in_), if it has one
     chunk_rows: int = 50_000  # rows per predict call: bounds the worker's extra memory on wide rows
+    # (alias, name) of columns renamed on their way in: PySpark's mapInArrow / mapInPandas read a dot in a column
+    # name as a struct field, so such columns travel under an alias and get their names back here.
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 def load_cached(model_key: str, flavor: str):
@@ -108,7 +112,7 @@ def score_batches(batches: Iterator, plan: ScoringPlan) -> Iterator:
     names = output_names(plan)
     for whole in batches:
         for batch in _chunks(whole, plan.chunk_rows):
-            columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+            columns = dict(zip(real_names(batch.schema.names, plan.renamed), batch.columns, strict=True))
             prediction, proba = predict(model, features_from_arrow(columns, plan), plan)
             outputs = [columns[name] for name in plan.passthrough] + _arrow_outputs(prediction, proba, plan)
             yield pa.RecordBatch.from_arrays(outputs, names=names)
@@ -140,6 +144,9 @@ def score_group(frame, plan: ScoringPlan):
 
 def _scored_frame(model, frame, plan: ScoringPlan):
     import pandas as pd
+
+    if plan.renamed:
+        frame = frame.set_axis(real_names(frame.columns, plan.renamed), axis=1)
 
     if frame.empty:  # nothing to predict (scikit-learn refuses 0 rows); the schema's columns all the same
         return frame[list(plan.passthrough)].assign(

@@ -16,6 +16,7 @@ so a stream that follows the registry keeps going when a promotion changes the m
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
@@ -23,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_type
 
-from common.columns import col
+from common.columns import col, with_aliases
 from common.errors import UserInputError
 from scoring._executor import ScoringPlan, score_batches, score_frames, score_group
 
@@ -71,6 +72,8 @@ def score_in_python(
 ) -> DataFrame:
     """`selected` holds the pass-through columns and the features (by name, cast to the signature's types)."""
     schema = output_schema(selected, plan)
+    if strategy != "spark_udf":
+        selected, plan = _without_dotted_names(selected, plan)
     if strategy == "arrow":
         return selected.mapInArrow(partial(score_batches, plan=plan), schema)
     if strategy == "pandas":
@@ -80,6 +83,12 @@ def score_in_python(
     if strategy == "spark_udf":
         return _spark_udf(spark, selected, plan, schema, load_uri)
     raise AssertionError(f"unhandled strategy {strategy!r}")
+
+
+def _without_dotted_names(selected: DataFrame, plan: ScoringPlan) -> tuple[DataFrame, ScoringPlan]:
+    """Columns PySpark's map calls cannot look up travel under an alias; workers give them their names back."""
+    aliased, renamed = with_aliases(selected)
+    return aliased, replace(plan, renamed=renamed)
 
 
 def _grouped(spark: SparkSession, selected: DataFrame, plan: ScoringPlan, schema: T.StructType) -> DataFrame:

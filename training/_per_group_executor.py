@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from common.columns import real_names
 from common.per_group_format import group_key
 
 FALLBACK_FLAG = "__per_group_fallback"  # True on the copy of all rows the fallback model is trained on
@@ -37,6 +38,7 @@ class GroupTrainingPlan:
     min_rows: int
     exclude: tuple[str, ...] = ()
     hyperparams: dict = field(default_factory=dict)
+    renamed: tuple[tuple[str, str], ...] = ()  # (alias, name): columns sent under an alias (common.columns)
 
 
 def group_trainer(plan: GroupTrainingPlan):
@@ -55,6 +57,8 @@ def group_trainer(plan: GroupTrainingPlan):
 
 def train_group(frame: pd.DataFrame, plan: GroupTrainingPlan) -> pd.DataFrame:
     """One group's rows in, one result row out."""
+    if plan.renamed:
+        frame = frame.set_axis(real_names(frame.columns, plan.renamed), axis=1)
     fallback = bool(frame[FALLBACK_FLAG].iloc[0])
     key = None if fallback else group_key(frame[plan.group].iloc[0])
     outcome = fit_group(frame.drop(columns=[FALLBACK_FLAG, plan.group]), plan)

@@ -7,6 +7,7 @@ import io
 import json
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -17,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from common.columns import col
+from common.columns import col, with_aliases
 from common.errors import UserInputError
 from training._per_group_executor import FALLBACK_FLAG, RESULT_SCHEMA, TRAINED, GroupTrainingPlan, group_trainer
 from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION, infer_task
@@ -71,10 +72,12 @@ def train_groups(df: DataFrame, plan: GroupTrainingPlan, with_fallback: bool) ->
     # An explicit partition count: adaptive execution would otherwise coalesce a small input's shuffle into one
     # task, training every group on one core. Several tasks per core even out groups of different sizes.
     partitions = spark.sparkContext.defaultParallelism * 4
+    routed, renamed = with_aliases(routed)  # applyInPandas cannot look up a column with a dot in its name
+    group = {name: alias for alias, name in renamed}.get(plan.group, plan.group)
     trained = (
-        routed.repartition(partitions, F.col(FALLBACK_FLAG), col(plan.group))
-        .groupBy(F.col(FALLBACK_FLAG), col(plan.group))
-        .applyInPandas(group_trainer(plan), RESULT_SCHEMA)
+        routed.repartition(partitions, F.col(FALLBACK_FLAG), col(group))
+        .groupBy(F.col(FALLBACK_FLAG), col(group))
+        .applyInPandas(group_trainer(replace(plan, renamed=renamed)), RESULT_SCHEMA)
     )
     return trained.toPandas()
 

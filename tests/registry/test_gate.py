@@ -48,3 +48,13 @@ def test_relative_tolerance_for_lower_is_better_metrics():
 def test_bad_thresholds_are_named(text, message):
     with pytest.raises(UserInputError, match=message):
         parse_thresholds(text, "classification")
+
+
+def test_a_metric_the_data_cannot_give_is_not_judged():
+    from registry.gate import DEFAULT_THRESHOLDS, judge
+
+    # ROC AUC of a test split that holds one class is NaN: the other metrics decide.
+    result = judge({"accuracy": 1.0, "roc_auc": float("nan")}, None, DEFAULT_THRESHOLDS["classification"])
+    assert result.passed and "roc_auc" in result.table() and "not judged" in result.table()
+    failed = judge({"accuracy": 0.2, "roc_auc": float("nan")}, None, DEFAULT_THRESHOLDS["classification"])
+    assert not failed.passed and failed.failures == ["accuracy 0.2000 is below the minimum 0.5"]
