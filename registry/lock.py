@@ -43,8 +43,9 @@ def promotion_lock(
         # instant: that other writer is a concurrent promotion, and our token was never written.
         if exc.error_code != "TEMPORARILY_UNAVAILABLE":
             raise
+        cause = exc.message.strip().splitlines()[0]  # SQLAlchemy's message goes on with the SQL and a link
         raise PromotionConflict(
-            f"lost the race to promote {name}: the registry was locked by a concurrent promotion ({exc.message})"
+            f"lost the race to promote {name}: the registry was locked by a concurrent promotion ({cause})"
         ) from exc
     time.sleep(settle_s)  # let every caller that saw the lock free write its token; the last one written wins
     winner = client.get_registered_model(name).tags.get(LOCK_TAG)
