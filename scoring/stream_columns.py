@@ -16,13 +16,14 @@ from pyspark.sql import types as T
 from common.datasets import read_spark_table
 from common.errors import UserInputError
 from common.hadoop_fs import HadoopFS
+from scoring.score import OUTPUT_COLUMNS
 from scoring.stream_files import StreamSchema, stream_schema
 from scoring.stream_state import StreamState
 
 _logger = logging.getLogger(__name__)
 _FILES_TO_INFER_FROM = 20  # reading every footer of a large landing folder at start would cost minutes
 # Columns a scored stream writes itself; an input column of the same name would be overwritten.
-STREAM_OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version", "batch_id")
+STREAM_OUTPUT_COLUMNS = (*OUTPUT_COLUMNS, "batch_id")
 
 
 def choose_stream_schema(
