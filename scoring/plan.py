@@ -50,7 +50,7 @@ def plan_python_scoring(
     key, local_dir = ship_model(spark, resolved)
     flavor = "sklearn" if "sklearn" in flavors else "python_function"
     model = _driver_model(str(local_dir), flavor)
-    probability = _probability_kind(model) if flavor == "sklearn" else None
+    probability = probability_kind(model) if flavor == "sklearn" else None
     plan = ScoringPlan(
         model_key=key,
         flavor=flavor,
@@ -114,7 +114,7 @@ def _model_size(model_dir: str, flavor: str) -> int:
     return model_size_bytes(_driver_model(model_dir, flavor), Path(model_dir))
 
 
-def _probability_kind(model) -> str | None:
+def probability_kind(model) -> str | None:
     """Whether the classifier gives probabilities: of classes_[1] for two classes, one per class otherwise."""
     classes = getattr(model, "classes_", None)
     if classes is None or not hasattr(model, "predict_proba"):

@@ -79,7 +79,7 @@ def score_resolved(
     clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
     if clash:
         raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
-    prediction_type = _prediction_arrow_type(info.signature)
+    prediction_type = prediction_arrow_type(info.signature)
     selected = binding.select(df)
     observation = size = batch_rows = None
     if "spark" in info.flavors:
@@ -132,7 +132,7 @@ def prediction_column(spark: SparkSession, model_uri: str, df: DataFrame | None 
         features = [col(s.name).cast(s.type.to_spark()).alias(s.name) for s in signature.inputs.inputs]
     names = signature.inputs.input_names()
     types = [s.type.to_spark() for s in signature.inputs.inputs]
-    planned = plan_python_scoring(spark, resolved, info.flavors, names, [], types, _prediction_arrow_type(signature))
+    planned = plan_python_scoring(spark, resolved, info.flavors, names, [], types, prediction_arrow_type(signature))
     plan = planned.plan
 
     def predict(arrays: Iterator[pa.Array]) -> Iterator[pa.Array]:
@@ -142,7 +142,7 @@ def prediction_column(spark: SparkSession, model_uri: str, df: DataFrame | None 
     return udf(F.struct(*features))
 
 
-def _prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
+def prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
     outputs = signature.outputs
     if outputs is None or len(outputs.inputs) != 1:
         return pa.float64()

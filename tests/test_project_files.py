@@ -50,6 +50,7 @@ PARAMETERS = {
     "history": "registry.history:HistoryParams",
     "score_batch": "scoring.score_batch:ScoreBatchParams",
     "score_stream": "scoring.score_stream:ScoreStreamParams",
+    "serve": "scoring.serve:ServeParams",
 }
 
 

@@ -74,7 +74,7 @@ def test_workers_get_numpy_when_the_model_takes_it_and_a_named_frame_when_it_sel
     from pyspark.sql import types as T
 
     from common.model_uri import resolve_model_uri
-    from scoring.score import _model_info, _prediction_arrow_type
+    from scoring.score import _model_info, prediction_arrow_type
 
     planned = {}
     for name, uri in (("pipeline", "models:/cancer/1"), ("forest", "models:/wine_forest/1")):
@@ -88,7 +88,7 @@ def test_workers_get_numpy_when_the_model_takes_it_and_a_named_frame_when_it_sel
             names,
             [],
             [T.DoubleType()] * len(names),
-            _prediction_arrow_type(info.signature),
+            prediction_arrow_type(info.signature),
         ).plan
     # The training pipeline's ColumnTransformer selects columns by name: it gets a DataFrame around the array.
     assert planned["pipeline"].input_kind == FRAME_FROM_NDARRAY

@@ -1,0 +1,172 @@
+"""The HTTP side of the scoring server: MLflow's scoring protocol on Starlette.
+
+    GET  /ping          200 when a model is loaded
+    GET  /health        200, JSON: the model URI, the version answering, how it answers, the last registry check
+                        and why a newer version is not serving (if so)
+    GET  /version       MLflow's version, as `mlflow models serve` answers
+    POST /invocations   {"predictions": [...], "model_name": ..., "model_version": ...}
+
+Every answer to /invocations carries `X-Model-Name` / `X-Model-Version` (and `X-Model-Uri`): with several workers,
+each follows the registry on its own, so two answers a second apart may come from two versions.
+
+Probabilities: `"params": {"probability": true}` in a JSON body, or `?probability=true` (any content type). Then
+each prediction is `{"prediction": ..., "probability": ...}`: of the second class for two classes (as batch
+scoring writes it), one per class otherwise; the body also lists `classes`.
+
+Predictions run on the event loop, not in a thread pool: they take micro- to milliseconds, and one worker process
+per core is how this server uses the cores (`workers`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from argparse import ArgumentTypeError
+from contextlib import asynccontextmanager
+
+import mlflow
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from common.cli import boolean
+from scoring.serving.model_holder import ModelHolder
+from scoring.serving.request_body import RequestError, bind_columns, content_type_of, first_line, parse_body
+from scoring.serving.served_model import Prediction, ServedModel
+
+_logger = logging.getLogger(__name__)
+
+
+# Worker processes (workers > 1) are started by uvicorn from an import string: they read their settings here.
+SETTINGS_VARIABLE = "MODEL_SERVER_SETTINGS"
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn's factory in each worker process: load the model (the parent checked it already) and build the app."""
+    from common.tracking import job_settings
+
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    job_settings()
+    holder = ModelHolder.load(settings["model_uri"], settings["reload_seconds"])
+    return build_app(holder, settings["max_body_bytes"])
+
+
+def build_app(holder: ModelHolder, max_body_bytes: int) -> Starlette:
+    async def ping(request: Request) -> Response:
+        return PlainTextResponse("\n")
+
+    async def health(request: Request) -> Response:
+        served, status = holder.current, holder.status
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model_uri": holder.model_uri,
+                "model_name": served.name,
+                "model_version": served.version,
+                "serving": served.resolved.load_uri,
+                "backend": served.kind,
+                "how": served.how,
+                "follows_registry": holder.follows,
+                "last_registry_check": status.last_check,
+                "error": status.error,
+            }
+        )
+
+    async def version(request: Request) -> Response:
+        return PlainTextResponse(mlflow.__version__)
+
+    async def invocations(request: Request) -> Response:
+        served = holder.current  # this request's version, whatever a swap does meanwhile
+        try:
+            media = content_type_of(request.headers.get("content-type"))
+            parsed = parse_body(await _read_body(request, max_body_bytes), media)
+            wanted = _probability_requested(parsed.params, request.query_params.get("probability"))
+            prediction = served.answer(bind_columns(parsed, served.inputs), wanted)
+        except RequestError as exc:
+            return _error(exc.status, exc.error_code, exc.message, served)
+        except Exception as exc:  # noqa: BLE001 - the model failed: a short message, the traceback stays in the log
+            _logger.exception("model %s failed on a request", served.label)
+            return _error(500, "INTERNAL_ERROR", f"model {served.label} failed: {type(exc).__name__}: "
+                          f"{first_line(exc)}", served)  # fmt: skip
+        return _answer(prediction, wanted, served)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        codes = {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        message = {404: f"no endpoint {request.url.path}; POST /invocations, GET /ping /health /version"}
+        return _error(exc.status_code, codes.get(exc.status_code, "BAD_REQUEST"),
+                      message.get(exc.status_code, exc.detail), None)  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(app):
+        holder.start_following()
+        yield
+        holder.stop()
+
+    return Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` bytes (by its declared length, or while reading)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RequestError(413, f"the body is {int(declared)} bytes; the limit is {limit} (max_body_mb)",
+                           "REQUEST_TOO_LARGE")  # fmt: skip
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"the body passes the limit of {limit} bytes (max_body_mb)", "REQUEST_TOO_LARGE")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _probability_requested(params: dict, query: str | None) -> bool:
+    value = params.get("probability", query if query is not None else False)
+    if isinstance(value, bool):
+        return value
+    try:
+        return boolean(str(value))
+    except ArgumentTypeError:
+        raise RequestError(400, f"probability must be true or false, got {value!r}") from None
+
+
+def _model_headers(served: ServedModel | None) -> dict[str, str]:
+    if served is None:
+        return {}
+    headers = {"X-Model-Uri": served.resolved.load_uri}
+    if served.name:
+        headers |= {"X-Model-Name": served.name, "X-Model-Version": str(served.version)}
+    return headers
+
+
+def _answer(prediction: Prediction, wanted: bool, served: ServedModel) -> Response:
+    body: dict = {"predictions": prediction.values}
+    if wanted:
+        body["predictions"] = [
+            {"prediction": value, "probability": p}
+            for value, p in zip(prediction.values, prediction.probability, strict=True)
+        ]
+        body["classes"] = [_json_scalar(c) for c in served.classes]
+    body |= {"model_name": served.name, "model_version": served.version}
+    return Response(json.dumps(body, allow_nan=True), media_type="application/json", headers=_model_headers(served))
+
+
+def _json_scalar(value):
+    """NumPy scalars (a classifier's classes) as plain JSON values."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _error(status: int, code: str, message: str, served: ServedModel | None) -> Response:
+    return JSONResponse({"error_code": code, "message": message}, status_code=status, headers=_model_headers(served))
