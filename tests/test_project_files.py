@@ -45,6 +45,7 @@ PARAMETERS = {
     "train_per_group": "training.train_per_group:TrainPerGroupParams",
     "tune_hyperopt": "training.tune_hyperopt:TuneHyperoptParams",
     "tune_joblib": "training.tune_joblib:TuneJoblibParams",
+    "export_onnx": "training.export_onnx:ExportOnnxParams",
     "promote": "registry.promote:PromoteParams",
     "rollback": "registry.rollback:RollbackParams",
     "history": "registry.history:HistoryParams",

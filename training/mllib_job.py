@@ -23,6 +23,7 @@ from common.errors import UserInputError
 from training import plots
 from training.mllib_evaluation import evaluator_for, feature_importances, held_out_metrics, plot_sample
 from training.mllib_features import TitleAgeImputer
+from training.mllib_onnx.export import export_version
 from training.mllib_pipeline import (
     ESTIMATORS,
     LABEL_INDEX,
@@ -116,7 +117,18 @@ def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None
         tags |= classes_tag(job.label_classes if job.label_classes is not None else range(job.n_classes))
     version = registered_version(info, model_name, tags)
     predictions.unpersist()
+    if version is not None:
+        _export_onnx(job, model, model_name, version)
     return metrics, info, version
+
+
+def _export_onnx(job: MllibJob, model: PipelineModel, model_name: str, version: str) -> None:
+    """Right away, while the fitted pipeline and the held-out rows are at hand. The version's `onnx` tag says how
+    it went; nothing here fails the training (the Spark model is what the run produced)."""
+    try:
+        export_version(job.df.sparkSession, model_name, version, model=model, held_out=job.test)
+    except Exception:
+        _logger.warning("ONNX export of %s version %s did not run", model_name, version, exc_info=True)
 
 
 def _refuse_empty_number_columns(df: DataFrame, plan: FeaturePlan) -> None:

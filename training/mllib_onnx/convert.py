@@ -48,6 +48,12 @@ class ColumnTypes:
         return cls(inputs, signature.outputs.inputs[0].type.name)
 
 
+    @classmethod
+    def of_spark_schema(cls, schema, output: str) -> ColumnTypes:
+        """From a Spark schema of exactly the input columns (Spark's type names are mlflow's for these types)."""
+        return cls({f.name: f.dataType.typeName() for f in schema.fields}, output)
+
+
 @dataclass
 class ConvertedPipeline:
     model: onnx.ModelProto
