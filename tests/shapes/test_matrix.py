@@ -1,11 +1,14 @@
 """The data shapes matrix: every shape through train_sklearn and train_mllib, a representative subset through
 train_per_group and the tuning jobs' refit, each then registered -> promoted to Production through the gate ->
-scored by score_batch -> scored by score_stream (available_now).
+scored by score_batch -> scored by score_stream (available_now) -> answered by the REST server (MLlib pipelines
+from their ONNX export, which must pass its parity check on every shape).
 
 A shape the product cannot support must be refused at training with a UserInputError before any run or model version
 exists; a shape that trains must go through the whole chain."""
 
 from __future__ import annotations
+
+import json
 
 import mlflow
 import pandas as pd
@@ -19,6 +22,9 @@ from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from scoring.score_stream import ScoreStreamParams
 from scoring.score_stream import run as score_stream
+from scoring.serving.app import build_app
+from scoring.serving.model_holder import ModelHolder
+from tests.asgi import post_json
 from tests.registry.conftest import state
 from tests.shapes import chain
 from tests.shapes.shapes import BY_ID, SHAPES, SITE, ddl
@@ -168,3 +174,27 @@ def test_score_stream_keeps_every_row_and_id_and_predicts_as_the_model_does(
     assert set(scored["model_version"]) == {"1"}
     chain.assert_matches_model(scored, trained_models.own_predictions(trained), shape.key)
     chain.assert_passthrough_kept(scored, source, trained.passthrough, shape.key)
+
+
+@_params(SCORED_CHAINS)
+def test_rest_server_answers_every_row_as_the_model_does(trained_models, own_store, trainer, shape):
+    trained = trained_models.get(trainer, shape)
+    trained.require_model()
+    own_store(trained)
+    holder = ModelHolder.load(f"models:/{trained.model_name}/1", reload_seconds=60)
+    source = chain.read_table(trained.data, shape.fmt)
+    probability = chain.gives_probability(trained)
+    split = json.loads(source.to_json(orient="split"))
+
+    reply = post_json(build_app(holder, 64 * 2**20), {"dataframe_split": split, "params": {"probability": probability}})
+
+    assert reply.status == 200, reply.body[:1000]
+    predictions = reply.json()["predictions"]
+    out = pd.DataFrame({shape.key: source[shape.key]})
+    if probability:
+        out["prediction"] = [p["prediction"] for p in predictions]
+        out["probability"] = [p["probability"] for p in predictions]
+    else:
+        out["prediction"] = predictions
+    chain.assert_matches_model(out, trained_models.own_predictions(trained), shape.key)
+    assert holder.current.kind == ("onnx" if trainer == "mllib" else "python"), holder.current.how
