@@ -66,7 +66,7 @@ class LoadResult:
 
     def summary(self) -> str:
         errors = ", ".join(f"{k}: {v}" for k, v in self.errors.most_common()) or "none"
-        versions = ", ".join(f"v{k}: {v}" for k, v in sorted(self.versions.items())) or "none"
+        versions = ", ".join(f"{k}: {v}" for k, v in sorted(self.versions.items())) or "none"
         return (
             f"{self.ok:,}/{self.requests:,} ok at concurrency {self.concurrency} in {self.seconds:.1f} s, "
             f"{self.requests_per_second:,.0f} req/s, p50 {self.p50_ms:.2f} ms, p99 {self.p99_ms:.2f} ms; "
