@@ -427,7 +427,7 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 def print_report(
-    figures: dict[str, dict[str, Figures]], stressed: LoadResult | None, swapped: SwapOutcome | None
+    figures: dict[str, dict[str, Figures]], stressed: LoadResult | None, swapped: SwapOutcome | None, code: str
 ) -> None:
     hows = []
     header = ["model", "ours with", "agree", "p50 ms ours", "mlflow", "speed-up", "p99 ms ours", "mlflow",
@@ -489,6 +489,20 @@ def print_report(
                       f"{result.error_count} errors, versions {_versions(result)}",
                       _met(result.error_count == 0 and result.ok == result.requests and both)])  # fmt: skip
     print_table("Goals", ["goal", "measured", "met"], goals)
+    now = code_state()
+    print(f"\n{code} when the first server started" + ("" if now == code else f"; at the end: {now}"))
+
+
+def code_state() -> str:
+    """Which code our server ran: the commit, and whether scoring/ had changes not committed yet."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "scoring", "common")
+    changed = f"; not committed in scoring/ and common/: {len(dirty.splitlines())} file(s)" if dirty else ""
+    return f"our server's code: {git('rev-parse', '--short', 'HEAD') or '?'}{changed}"
 
 
 def _load_row(label: str, result: LoadResult) -> list[object]:
@@ -527,9 +541,10 @@ def main(argv=None) -> None:
     settings = bench_settings(folder)
     print(f"work folder {folder}", flush=True)
     figures: dict[str, dict[str, Figures]] = {}
-    stressed, swapped = None, None
+    stressed, swapped, code = None, None, "?"
     try:
         train_missing(settings.tracking_uri, folder)
+        code = code_state()
         with Servers(settings.tracking_uri, folder) as servers:
             for model in MODELS:
                 try:
@@ -540,7 +555,7 @@ def main(argv=None) -> None:
             swapped = swap(servers, counts.swap, stressed.requests_per_second)
     finally:
         if figures:
-            print_report(figures, stressed, swapped)
+            print_report(figures, stressed, swapped, code)
         if not args.workdir:
             shutil.rmtree(folder, ignore_errors=True)
 
