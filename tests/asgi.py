@@ -19,6 +19,13 @@ class Reply:
 
 
 def call(app, method: str, path: str, body: bytes = b"", content_type: str | None = None, query: str = "") -> Reply:
+    return asyncio.run(call_async(app, method, path, body, content_type, query))
+
+
+async def call_async(
+    app, method: str, path: str, body: bytes = b"", content_type: str | None = None, query: str = ""
+) -> Reply:
+    """One request; several of them gathered on one event loop arrive at the app concurrently."""
     headers = [(b"content-length", str(len(body)).encode())]
     if content_type is not None:
         headers.append((b"content-type", content_type.encode()))
@@ -36,7 +43,7 @@ def call(app, method: str, path: str, body: bytes = b"", content_type: str | Non
         "server": ("testserver", 80),
         "client": ("testclient", 50000),
     }
-    return asyncio.run(_call(app, scope, body))
+    return await _call(app, scope, body)
 
 
 async def _call(app, scope: dict, body: bytes) -> Reply:

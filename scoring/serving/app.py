@@ -13,8 +13,9 @@ Probabilities: `"params": {"probability": true}` in a JSON body, or `?probabilit
 each prediction is `{"prediction": ..., "probability": ...}`: of the second class for two classes (as batch
 scoring writes it), one per class otherwise; the body also lists `classes`.
 
-Predictions run on the event loop, not in a thread pool: they take micro- to milliseconds, and one worker process
-per core is how this server uses the cores (`workers`).
+ONNX predictions run on the event loop (microseconds); other models' predictions run in a thread, and requests that
+arrive meanwhile are predicted together (scoring.serving.batching). One worker process per core is how this server
+uses the cores (`workers`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from common.cli import boolean
+from scoring.serving.batching import Batcher
 from scoring.serving.model_holder import ModelHolder
 from scoring.serving.request_body import RequestError, bind_columns, content_type_of, first_line, parse_body
 from scoring.serving.served_model import Prediction, ServedModel
@@ -55,6 +57,8 @@ def app_from_environment() -> Starlette:
 
 
 def build_app(holder: ModelHolder, max_body_bytes: int) -> Starlette:
+    batcher = Batcher()
+
     async def ping(request: Request) -> Response:
         return PlainTextResponse("\n")
 
@@ -84,7 +88,7 @@ def build_app(holder: ModelHolder, max_body_bytes: int) -> Starlette:
             media = content_type_of(request.headers.get("content-type"))
             parsed = parse_body(await _read_body(request, max_body_bytes), media)
             wanted = _probability_requested(parsed.params, request.query_params.get("probability"))
-            prediction = served.answer(bind_columns(parsed, served.inputs), wanted)
+            prediction = await batcher.predict(served, bind_columns(parsed, served.inputs), wanted)
         except RequestError as exc:
             return _error(exc.status, exc.error_code, exc.message, served)
         except Exception as exc:  # noqa: BLE001 - the model failed: a short message, the traceback stays in the log

@@ -80,9 +80,19 @@ class ServedModel:
     def classes(self) -> list | None:
         return self.backend.classes
 
-    def answer(self, frame: pd.DataFrame, probability: bool) -> Prediction:
+    @property
+    def batches(self) -> bool:
+        """Whether requests that wait for a busy model are predicted together (see scoring.serving.batching)."""
+        return self.backend.kind != "onnx"
+
+    def check(self, frame: pd.DataFrame, probability: bool) -> None:
+        """What can be refused before predicting: the client's mistakes, answered 400."""
         if probability and self.backend.classes is None:
             raise RequestError(400, f"model {self.label} is not a classifier: it has no probabilities to return")
+        self.backend.check(frame)
+
+    def answer(self, frame: pd.DataFrame, probability: bool) -> Prediction:
+        self.check(frame, probability)
         return self.backend.predict(frame, probability)
 
 
@@ -176,6 +186,9 @@ def _as_output(values, arrow_type: pa.DataType) -> list:
 class OnnxBackend:
     kind = "onnx"
 
+    def check(self, frame: pd.DataFrame) -> None:
+        pass
+
     def __init__(self, pipeline, signature):
         self.pipeline = pipeline
         self.classes = pipeline.classes
@@ -201,13 +214,13 @@ class PythonBackend:
         self._groups = manifest if manifest and not manifest.get("fallback") else None
 
     def predict(self, frame: pd.DataFrame, probability: bool) -> Prediction:
-        if self._groups is not None:
-            self._check_groups(frame)
         values, matrix = predict(self.model, frame, self._plan)
         return Prediction(_as_output(values, self._plan.prediction_type), _probability(matrix, probability))
 
-    def _check_groups(self, frame: pd.DataFrame) -> None:
+    def check(self, frame: pd.DataFrame) -> None:
         """A per-group model without a fallback knows only its groups: other rows are the client's mistake (400)."""
+        if self._groups is None:
+            return
         column, known = self._groups["group_column"], self._groups["groups"]
         keys = [group_key(value) for value in frame[column]]
         unseen = sorted({key for key in keys if key is not None and key not in known})
@@ -221,6 +234,9 @@ class SparkBackend:
     needs it). Slow by nature: a Spark job per request."""
 
     kind = "spark"
+
+    def check(self, frame: pd.DataFrame) -> None:
+        pass
 
     def __init__(self, local: Path, signature):
         from scoring.spark_flavor import load_pipeline

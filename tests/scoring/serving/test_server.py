@@ -28,11 +28,12 @@ from tests.helpers import start_module
 from tests.shapes.conftest import Store, using_store
 from training.sklearn_model import log_sklearn_model
 
-# Our test models are plain pyfuncs; MLflow suggests type hints on their predict.
-pytestmark = pytest.mark.filterwarnings("ignore:.*Add type hints.*:UserWarning")
-
 CANCER = load_table("breast_cancer").frame
 FEATURES = CANCER.drop(columns=["target"])
+
+
+# Plain test pyfuncs: MLflow suggests type hints on their predict when they are logged.
+pytestmark = pytest.mark.filterwarnings("ignore:.*Add type hints")
 
 
 class Exploding(mlflow.pyfunc.PythonModel):
@@ -257,11 +258,12 @@ def test_serving_follows_an_alias_through_a_swap_under_load_without_failing_a_re
         # A version the server must not swap in (it fails its probe prediction): the old one keeps serving.
         _log_pyfunc(AlwaysFails(), "cancer")  # cancer v3
         client.set_registered_model_alias("cancer", "champion", "3")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # each worker downloads and probes v3; a shared machine can be slow
         while _health(base)["error"] is None and time.monotonic() < deadline:
             time.sleep(0.3)
         health = _health(base)
     assert health["model_version"] == "2"
+    assert health["error"] is not None, "v3 was neither swapped in nor refused within 180 s"
     assert "cancer v3 was not swapped in" in health["error"] and "still serving cancer v2" in health["error"]
     assert run_load(f"{base}/invocations", body, "application/json", 50, 2).versions == {"2": 50}
 
@@ -318,3 +320,61 @@ def test_a_model_it_cannot_serve_exits_2_with_one_line_before_listening(store, c
     assert exited.value.code == 2
     stderr = capsys.readouterr().err
     assert stderr.splitlines()[-1].startswith(message) and "Traceback" not in stderr, stderr
+
+
+def test_requests_waiting_for_a_busy_model_are_predicted_together_and_each_gets_its_own_rows(store, app_for):
+    import asyncio
+
+    from tests.asgi import call_async
+
+    app = app_for("models:/cancer/1")
+    with using_store(store):
+        model = mlflow.sklearn.load_model("models:/cancer/1")
+    calls = []
+    original = model.__class__.predict_proba
+
+    def counted(self, X):
+        calls.append(len(X))
+        return original(self, X)
+
+    # 40 single-row requests at once: each must get its own row's answer, however they were grouped.
+    rows = [FEATURES.iloc[[i]] for i in range(40)]
+    bodies = [json.dumps({**_split(row), "params": {"probability": i % 2 == 0}}).encode() for i, row in enumerate(rows)]
+
+    async def all_at_once():
+        return await asyncio.gather(*[call_async(app, "POST", "/invocations", b, "application/json") for b in bodies])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(model.__class__, "predict_proba", counted)
+        replies = asyncio.run(all_at_once())
+
+    assert [r.status for r in replies] == [200] * 40
+    for i, reply in enumerate(replies):
+        (answer,) = reply.json()["predictions"]
+        expected = model.predict(rows[i])[0]
+        if i % 2 == 0:
+            assert answer["prediction"] == expected
+            assert answer["probability"] == pytest.approx(model.predict_proba(rows[i])[0, 1], rel=1e-12)
+        else:
+            assert answer == expected
+    assert sum(calls) == 40 and len(calls) < 40  # every row predicted once, in fewer calls than requests
+
+
+def test_a_request_that_fails_in_a_batch_fails_alone(app_for):
+    import asyncio
+
+    from tests.asgi import call_async
+
+    app = app_for("models:/exploding/1")
+    xs = [1.0, 2.0, -1.0, 3.0, 4.0]
+
+    async def all_at_once():
+        return await asyncio.gather(
+            *[call_async(app, "POST", "/invocations", json.dumps({"inputs": {"x": [x]}}).encode(), "application/json")
+              for x in xs]
+        )  # fmt: skip
+
+    replies = asyncio.run(all_at_once())
+
+    assert [r.status for r in replies] == [200, 200, 500, 200, 200]
+    assert [r.json()["predictions"][0] for r in replies if r.status == 200] == pytest.approx(np.log1p([1, 2, 3, 4]))
