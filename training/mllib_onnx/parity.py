@@ -22,6 +22,7 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from common.columns import col
 from common.onnx_model import OnnxPipeline
@@ -72,7 +73,9 @@ def check_parity(
     base_rows = [row.asDict() for row in held.limit(20).collect()] or [dict.fromkeys(inputs)]
     edges = edge_rows(base_rows, types, converted)
     spark = held.sparkSession
-    rows = held.unionByName(spark.createDataFrame(edges, schema=held.schema)) if edges else held
+    # Nullable throughout: an edge row puts a null where the held-out rows may have had none.
+    schema = T.StructType([T.StructField(f.name, f.dataType, nullable=True) for f in held.schema.fields])
+    rows = held.unionByName(spark.createDataFrame(edges, schema=schema)) if edges else held
     rows = rows.withColumn(_ROW, F.monotonically_increasing_id()).cache()
     try:
         frame = rows.toPandas().sort_values(_ROW, ignore_index=True)
