@@ -42,7 +42,7 @@ def test_training_exports_the_registered_version_and_export_onnx_redoes_it(
     assert parity["passed"] and parity["held_out_rows"] == held_out
     assert parity["rows_compared"] == held_out + parity["edge_rows"] == metrics["onnx_parity_rows"]
     feed = json.loads(Path(folder, "feed.json").read_text())
-    assert feed["output_type"] == "long" and feed["classes"] == [0, 1]
+    assert feed["output_type"] == "long" and feed["classes"] == [0, 1] and feed["pre_step"]["kind"] == "title_age"
     pipeline = load_onnx_pipeline(folder)
     assert pipeline.input_columns == ("name", "class", "age", "sex")
 

@@ -43,34 +43,24 @@ def _export(spark, tmp_path, data: str, spec: MllibSpec):
     return job, model, converted, pipeline, report
 
 
-def test_titanic_random_forest_with_title_stage_and_categorical_splits(spark, tmp_path):
-    spec = MllibSpec("survived", "auto", "random_forest", num_trees=5, max_depth=4, title_from="name")
-    job, _, converted, pipeline, report = _export(spark, tmp_path, "titanic", spec)
-    assert converted.feed["pre_step"]["kind"] == "title_age"
-    assert pipeline.input_columns == ("name", "class", "age", "sex") and pipeline.classes == [0, 1]
-    assert 0 < report.max_abs_diff <= DEFAULT_TOLERANCE or report.max_abs_diff == 0
-    members = [a for node in converted.model.graph.node if node.op_type == "TreeEnsemble" for a in node.attribute]
-    modes = next(a for a in members if a.name == "nodes_modes").t
-    assert 6 in np.frombuffer(modes.raw_data, dtype=np.uint8)  # categorical splits stay set memberships
-    assert any(column == "age" for column, _ in converted.edge_values)  # rows exactly at the age thresholds
-
-
-def test_penguins_multiclass_random_forest_with_string_label_and_gaps(spark, tmp_path):
+def test_penguins_multiclass_random_forest_with_string_label_gaps_and_categorical_splits(spark, tmp_path):
     spec = MllibSpec("species", "auto", "random_forest", num_trees=4, max_depth=4)
-    _, _, _, pipeline, _ = _export(spark, tmp_path, "penguins", spec)
+    _, _, converted, pipeline, _ = _export(spark, tmp_path, "penguins", spec)
     assert pipeline.classes == ["Adelie", "Chinstrap", "Gentoo"]
+    (trees,) = [node for node in converted.model.graph.node if node.op_type == "TreeEnsemble"]
+    modes = next(a for a in trees.attribute if a.name == "nodes_modes").t
+    assert 6 in np.frombuffer(modes.raw_data, dtype=np.uint8)  # categorical splits stay set memberships
+    assert converted.edge_values  # parity scored rows exactly at the continuous thresholds
     prediction, probability = pipeline.predict(pd.DataFrame([dict.fromkeys(pipeline.input_columns)]))
     assert prediction.dtype == object and prediction[0] in pipeline.classes
     assert probability.shape == (1, 3) and math.isclose(probability.sum(), 1.0)
 
 
-def test_titanic_gbt_binary(spark, tmp_path):
-    _export(spark, tmp_path, "titanic", MllibSpec("survived", "auto", "gbt", num_trees=5, max_depth=3))
-
-
 def test_logistic_regression_binary_with_title_through_one_hot(spark, tmp_path):
     spec = MllibSpec("survived", "auto", "logistic_regression", title_from="name")
-    _, _, converted, _, report = _export(spark, tmp_path, "titanic", spec)
+    _, _, converted, pipeline, report = _export(spark, tmp_path, "titanic", spec)
+    assert converted.feed["pre_step"]["kind"] == "title_age" and pipeline.classes == [0, 1]
+    assert pipeline.input_columns == ("name", "class", "age", "sex")
     assert any(node.op_type == "Equal" for node in converted.model.graph.node)  # the one-hot encoding
     assert report.max_abs_diff < 1e-12
 
@@ -114,8 +104,10 @@ def devices_table(tmp_path) -> str:
     return str(path)
 
 
-def test_table_with_a_boolean_column_unseen_categories_and_nulls_at_scoring_time(spark, tmp_path, devices_table):
-    spec = MllibSpec("failed", "classification", "random_forest", num_trees=4, max_depth=4)
+def test_gbt_on_a_table_with_a_boolean_column_unseen_categories_and_nulls_at_scoring_time(
+    spark, tmp_path, devices_table
+):
+    spec = MllibSpec("failed", "classification", "gbt", num_trees=4, max_depth=3)
     job, model, converted, pipeline, _ = _export(spark, tmp_path, devices_table, spec)
     assert "SQLTransformer" in " ".join(converted.stages)
     assert {i["name"]: i.get("spark_type") for i in converted.feed["graph_inputs"]}["active"] == "boolean"
