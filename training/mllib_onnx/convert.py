@@ -47,7 +47,6 @@ class ColumnTypes:
         inputs = {spec.name: spec.type.name for spec in signature.inputs.inputs}
         return cls(inputs, signature.outputs.inputs[0].type.name)
 
-
     @classmethod
     def of_spark_schema(cls, schema, output: str) -> ColumnTypes:
         """From a Spark schema of exactly the input columns (Spark's type names are mlflow's for these types)."""
