@@ -107,8 +107,12 @@ def _feeder(graph_input: dict):
 def _strings(values: np.ndarray) -> np.ndarray:
     out = np.empty((len(values), 1), dtype=object)
     for i, value in enumerate(values):
-        out[i, 0] = NULL_STRING if value is None or value != value else str(value)  # value != value: NaN
+        out[i, 0] = NULL_STRING if _missing(value) else str(value)
     return out
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)  # NaN != NaN
 
 
 def _numbers(values: np.ndarray) -> np.ndarray:
@@ -137,7 +141,7 @@ class _TitleStep:
         self._overall = float(step["overall_mean"])
 
     def title(self, name) -> str | None:
-        if name is None or name != name:
+        if _missing(name):
             return None
         match = self._pattern.search(str(name))
         return match.group(1) if match and match.group(1) else self._unknown
