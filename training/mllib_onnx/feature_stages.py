@@ -51,7 +51,8 @@ def title_pre_step(stage: SavedStage, columns: dict[str, Column], graph: GraphBu
     return {
         "kind": "title_age",
         "doc": "title = regexp group 1 of `pattern` on the name ('' -> unknown_title, null name -> null title); "
-        "a missing age = title_means[title], else overall_mean",
+        "a missing age = title_means[title], else overall_mean. `pattern` is Spark's (Java) regex: \\s is ASCII "
+        "whitespace only",
         "name_column": name_col,
         "age_column": age_col,
         "title_column": title_col,
