@@ -1,19 +1,22 @@
 """Real-time serving: our scoring server (`python -m scoring.serve`) side by side with `mlflow models serve`.
 
-    python -m bench.serving            # full request counts (about 15 minutes on 2 cores)
-    python -m bench.serving --quick    # fewer requests (a few minutes, most of it training)
+    python -m bench.serving                        # full request counts (about 20 minutes on 2 cores)
+    python -m bench.serving --quick                # fewer requests (about 7 minutes, half of it training)
+    python -m bench.serving --quick --workdir DIR  # keep DIR (store, server logs); a second run trains nothing
 
-In a throw-away folder with its own SQLite store, trains and registers through the project's entry points
-(`mlflow run <repo> -e ... --env-manager local`) the Titanic MLlib pipeline (`titanic`), a 100-tree scikit-learn
-forest (`forest`, twice: versions 1 and 2, two seeds) and a logistic regression (`logreg`). For each model both
-servers run side by side, one worker each, on loopback: after /ping answers and a warm-up, the same single-row
-bodies (real rows of the bundled data, label dropped; Titanic rows with their names and missing ages) are sent to
-both, predictions compared, then measured over keep-alive connections (bench.http_load): latency p50 / p99 at
-concurrency 1 and requests/s at concurrency 8, ours and mlflow's interleaved (two rounds, the better counts; one
-with --quick). Then, against our server only: 10,000 requests at concurrency 16 on `models:/forest/1`, and
-10,000 on `models:/forest@champion` (`--reload-seconds 1`) while the alias moves from version 1 to 2; every
-answer says which version gave it (X-Model-Version). Prints one table of side-by-side ratios and the goals next
-to what was measured. Every server runs in a process group of its own, stopped on exit, failure or Ctrl-C.
+In a throw-away folder with its own SQLite store, trains and registers through the project's entry points (`mlflow
+run <repo> -e ... --env-manager local`) the Titanic MLlib pipeline (`titanic`), a 100-tree scikit-learn forest
+(`forest`, twice: versions 1 and 2, two seeds) and a logistic regression (`logreg`). For each model both servers run
+side by side, one worker each, on loopback: after /ping answers and a warm-up, the same single-row bodies (real rows
+of the bundled data, label dropped; Titanic rows with their names and missing ages) are sent to both, predictions
+compared, then measured over keep-alive connections (bench.http_load): latency p50 / p99 at concurrency 1 and
+requests/s at concurrency 8, ours and mlflow's interleaved (two rounds, the better counts; one with --quick). A
+server that answers one request at a time slower than the time budget allows (MLlib through mlflow models serve: a
+Spark job per request) gets fewer requests (at least 30). Then, against our server only: 10,000 requests at
+concurrency 16 on `models:/forest/1`, and 10,000 on `models:/forest@champion` (`--reload-seconds 1`) while the alias
+moves from version 1 to 2 (2,000 and 3,000 with --quick); every answer says which version gave it (X-Model-Version).
+Prints one table of side-by-side ratios and the goals next to what was measured. Every server runs in a process
+group of its own, stopped on exit, failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -490,7 +493,7 @@ def print_report(
                       _met(result.error_count == 0 and result.ok == result.requests and both)])  # fmt: skip
     print_table("Goals", ["goal", "measured", "met"], goals)
     now = code_state()
-    print(f"\n{code} when the first server started" + ("" if now == code else f"; at the end: {now}"))
+    print(f"\nwhen the first server started, {code}" + ("" if now == code else f"; at the end, {now}"))
 
 
 def code_state() -> str:
