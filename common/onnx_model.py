@@ -64,9 +64,10 @@ class OnnxPipeline:
         self._output_dtype = output_dtype
         self._labels = None if self.classes is None else np.array(self.classes, dtype=output_dtype)
 
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        """(prediction as batch scoring writes it, N x C float64 probabilities or None for a regressor)."""
-        columns = {c: frame[c].to_numpy() for c in self.input_columns}
+    def predict(self, frame) -> tuple[np.ndarray, np.ndarray | None]:
+        """(prediction as batch scoring writes it, N x C float64 probabilities or None for a regressor). `frame`: a
+        pandas DataFrame, or any table whose `frame[column]` is a column of values (the server's typed rows)."""
+        columns = {c: np.asarray(frame[c]) for c in self.input_columns}
         if self._title is not None:
             columns.update(self._title.apply(columns))
         inputs = {name: feeder(columns[column]) for name, column, feeder in self._feeds}

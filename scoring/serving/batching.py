@@ -16,8 +16,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 
-import pandas as pd
-
+from scoring.serving.request_body import Rows
 from scoring.serving.served_model import Prediction, ServedModel
 
 MAX_BATCH_ROWS = 10_000  # rows predicted in one call at most; a single larger request still goes whole
@@ -26,7 +25,7 @@ MAX_BATCH_ROWS = 10_000  # rows predicted in one call at most; a single larger r
 @dataclass
 class _Waiting:
     served: ServedModel
-    frame: pd.DataFrame
+    rows: Rows
     probability: bool
     answer: asyncio.Future
 
@@ -37,11 +36,11 @@ class Batcher:
         self._queue: deque[_Waiting] = deque()
         self._draining = False
 
-    async def predict(self, served: ServedModel, frame: pd.DataFrame, probability: bool) -> Prediction:
-        served.check(frame, probability)  # a client's mistake is answered now, never fails a batch
+    async def predict(self, served: ServedModel, rows: Rows, probability: bool) -> Prediction:
+        served.check(rows, probability)  # a client's mistake is answered now, never fails a batch
         if not served.batches:
-            return served.backend.predict(frame, probability)  # microseconds: on the loop, no thread hand-off
-        waiting = _Waiting(served, frame, probability, asyncio.get_running_loop().create_future())
+            return served.backend.predict(rows, probability)  # microseconds: on the loop, no thread hand-off
+        waiting = _Waiting(served, rows, probability, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         if not self._draining:
             self._draining = True
@@ -64,13 +63,15 @@ class Batcher:
     def _next_batch(self) -> list[_Waiting]:
         """The oldest request, and those behind it for the same version, up to the row limit."""
         first = self._queue.popleft()
-        batch, rows = [first], len(first.frame)
+        batch, rows = [first], first.rows.n_rows
         while (
-            self._queue and self._queue[0].served is first.served and rows + len(self._queue[0].frame) <= self._max_rows
+            self._queue
+            and self._queue[0].served is first.served
+            and rows + self._queue[0].rows.n_rows <= self._max_rows
         ):
             waiting = self._queue.popleft()
             batch.append(waiting)
-            rows += len(waiting.frame)
+            rows += waiting.rows.n_rows
         return batch
 
 
@@ -80,12 +81,12 @@ def _predict_together(batch: list[_Waiting]) -> list[Prediction | BaseException]
     backend = batch[0].served.backend
     probability = any(w.probability for w in batch)
     try:
-        together = backend.predict(pd.concat([w.frame for w in batch], ignore_index=True), probability)
+        together = backend.predict(Rows.concat([w.rows for w in batch]), probability)
     except Exception:  # noqa: BLE001 - find the request(s) that fail by themselves
         return [_predict_alone(w) for w in batch]
     answers, start = [], 0
     for waiting in batch:
-        end = start + len(waiting.frame)
+        end = start + waiting.rows.n_rows
         wanted = together.probability[start:end] if waiting.probability else None
         answers.append(Prediction(together.values[start:end], wanted))
         start = end
@@ -94,6 +95,6 @@ def _predict_together(batch: list[_Waiting]) -> list[Prediction | BaseException]
 
 def _predict_alone(waiting: _Waiting) -> Prediction | BaseException:
     try:
-        return waiting.served.backend.predict(waiting.frame, waiting.probability)
+        return waiting.served.backend.predict(waiting.rows, waiting.probability)
     except Exception as exc:  # noqa: BLE001 - handed to the request's own answer
         return exc

@@ -16,6 +16,7 @@ post (MLflow's own server answers it with 400).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -153,7 +154,28 @@ def _columnar(value: dict, form: str) -> dict[str, list]:
     return {str(name): values for name, values in value.items()}
 
 
-def bind_columns(parsed: ParsedRequest, signature: tuple[InputColumn, ...]) -> pd.DataFrame:
+class Rows:
+    """A request's rows as typed columns (name -> NumPy array, in the signature's order). A pandas DataFrame is
+    built only for a model that needs one: for an ONNX forest, building it would cost more than the prediction."""
+
+    def __init__(self, columns: dict[str, np.ndarray], n_rows: int):
+        self.columns, self.n_rows = columns, n_rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    @functools.cached_property
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns)
+
+    @classmethod
+    def concat(cls, parts: list[Rows]) -> Rows:
+        """Several requests' rows as one table (NumPy widens a column's type where parts differ, e.g. int -> float)."""
+        names = parts[0].columns
+        return cls({n: np.concatenate([p.columns[n] for p in parts]) for n in names}, sum(p.n_rows for p in parts))
+
+
+def bind_columns(parsed: ParsedRequest, signature: tuple[InputColumn, ...]) -> Rows:
     """The signature's columns, in its order, each converted to its type. Extra columns are ignored; every problem
     (missing column, wrong type) is reported at once, by column."""
     if parsed.frame is not None:
@@ -184,7 +206,7 @@ def bind_columns(parsed: ParsedRequest, signature: tuple[InputColumn, ...]) -> p
         problems.insert(0, f"missing column(s) {', '.join(missing[:_SHOWN])}{more}")
     if problems:
         raise RequestError(400, "input does not match the model's signature: " + "; ".join(problems))
-    return pd.DataFrame(converted)
+    return Rows(converted, n_rows)
 
 
 def _in_any(rows: list[dict], name: str) -> bool:
@@ -205,7 +227,7 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _convert(values: list, type_name: str, text: bool) -> np.ndarray | pd.Series:
+def _convert(values: list, type_name: str, text: bool) -> np.ndarray:
     """JSON values (or CSV text) -> one column of the signature's type. Missing values stay missing: NaN for
     numbers, None otherwise, as Spark's Arrow conversion hands them to a model in batch scoring."""
     if text:
@@ -219,18 +241,24 @@ def _convert(values: list, type_name: str, text: bool) -> np.ndarray | pd.Series
         return np.array(numbers, dtype="int64" if type_name == "long" else "int32")
     if type_name == "boolean":
         flags = [_boolean(v, text) for v in values]
-        return np.array(flags, dtype=bool) if None not in flags else pd.Series(flags, dtype=object)
+        return np.array(flags, dtype=bool if None not in flags else object)
     if type_name == "string":
         bad = next((v for v in values if not (v is None or isinstance(v, str))), None)
         if bad is not None:
             raise _WrongValue(_describe(bad))
-        return pd.Series(values, dtype=object)
+        return _objects(values)
     if type_name == "datetime":
         try:
-            return pd.to_datetime(pd.Series(values), errors="raise")
+            return pd.to_datetime(pd.Series(values), errors="raise").to_numpy()
         except (ValueError, TypeError) as exc:
             raise _WrongValue(first_line(exc)) from None
     raise _WrongValue(f"a type the server does not convert ({type_name})")
+
+
+def _objects(values: list) -> np.ndarray:
+    column = np.empty(len(values), dtype=object)  # np.array(values) would read equal-length lists as 2-D
+    column[:] = values
+    return column
 
 
 def _number(value, text: bool) -> float:

@@ -32,7 +32,7 @@ from scoring.input_schema import require_named_signature
 from scoring.per_group_guard import group_column
 from scoring.plan import probability_kind
 from scoring.score import prediction_arrow_type
-from scoring.serving.request_body import InputColumn, ParsedRequest, RequestError, bind_columns, first_line
+from scoring.serving.request_body import InputColumn, ParsedRequest, RequestError, Rows, bind_columns, first_line
 
 _logger = logging.getLogger(__name__)
 
@@ -85,15 +85,15 @@ class ServedModel:
         """Whether requests that wait for a busy model are predicted together (see scoring.serving.batching)."""
         return self.backend.kind != "onnx"
 
-    def check(self, frame: pd.DataFrame, probability: bool) -> None:
+    def check(self, rows: Rows, probability: bool) -> None:
         """What can be refused before predicting: the client's mistakes, answered 400."""
         if probability and self.backend.classes is None:
             raise RequestError(400, f"model {self.label} is not a classifier: it has no probabilities to return")
-        self.backend.check(frame)
+        self.backend.check(rows)
 
-    def answer(self, frame: pd.DataFrame, probability: bool) -> Prediction:
-        self.check(frame, probability)
-        return self.backend.predict(frame, probability)
+    def answer(self, rows: Rows, probability: bool) -> Prediction:
+        self.check(rows, probability)
+        return self.backend.predict(rows, probability)
 
 
 def load_served_model(client: mlflow.MlflowClient, resolved: ResolvedModel) -> ServedModel:
@@ -124,8 +124,7 @@ def _probe(served: ServedModel, info: Model, local: Path) -> None:
     if not isinstance(example, pd.DataFrame) or example.empty:
         return  # nothing to probe with; the signature was still read
     try:
-        frame = bind_columns(ParsedRequest(frame=example), served.inputs)
-        served.answer(frame, probability=served.classes is not None)
+        served.answer(bind_columns(ParsedRequest(frame=example), served.inputs), probability=served.classes is not None)
     except Exception as exc:  # noqa: BLE001 - the version is refused with the reason
         raise ModelLoadError(
             f"model {served.label} failed its probe prediction on its input example: "
@@ -186,7 +185,7 @@ def _as_output(values, arrow_type: pa.DataType) -> list:
 class OnnxBackend:
     kind = "onnx"
 
-    def check(self, frame: pd.DataFrame) -> None:
+    def check(self, rows: Rows) -> None:
         pass
 
     def __init__(self, pipeline, signature):
@@ -194,8 +193,8 @@ class OnnxBackend:
         self.classes = pipeline.classes
         self._type = prediction_arrow_type(signature)
 
-    def predict(self, frame: pd.DataFrame, probability: bool) -> Prediction:
-        values, matrix = self.pipeline.predict(frame)
+    def predict(self, rows: Rows, probability: bool) -> Prediction:
+        values, matrix = self.pipeline.predict(rows)
         return Prediction(_as_output(values, self._type), _probability(matrix, probability))
 
 
@@ -213,16 +212,16 @@ class PythonBackend:
         manifest = read_manifest(local) if routed_by else None
         self._groups = manifest if manifest and not manifest.get("fallback") else None
 
-    def predict(self, frame: pd.DataFrame, probability: bool) -> Prediction:
-        values, matrix = predict(self.model, frame, self._plan)
+    def predict(self, rows: Rows, probability: bool) -> Prediction:
+        values, matrix = predict(self.model, rows.frame, self._plan)
         return Prediction(_as_output(values, self._plan.prediction_type), _probability(matrix, probability))
 
-    def check(self, frame: pd.DataFrame) -> None:
+    def check(self, rows: Rows) -> None:
         """A per-group model without a fallback knows only its groups: other rows are the client's mistake (400)."""
         if self._groups is None:
             return
         column, known = self._groups["group_column"], self._groups["groups"]
-        keys = [group_key(value) for value in frame[column]]
+        keys = [group_key(value) for value in rows[column]]
         unseen = sorted({key for key in keys if key is not None and key not in known})
         missing = sum(key is None for key in keys)
         if unseen or missing:
@@ -235,7 +234,7 @@ class SparkBackend:
 
     kind = "spark"
 
-    def check(self, frame: pd.DataFrame) -> None:
+    def check(self, rows: Rows) -> None:
         pass
 
     def __init__(self, local: Path, signature):
@@ -248,14 +247,15 @@ class SparkBackend:
         n_classes = next((s.numClasses for s in reversed(self._pipeline.stages) if hasattr(s, "numClasses")), 0)
         self.classes = list(range(n_classes)) if n_classes else None
 
-    def predict(self, frame: pd.DataFrame, probability: bool) -> Prediction:
+    def predict(self, rows: Rows, probability: bool) -> Prediction:
         from pyspark.sql.pandas.types import from_arrow_type
 
         from scoring.spark_flavor import transform_scored
 
         schema = ", ".join(f"`{s.name}` {s.type.to_spark().simpleString()}" for s in self._signature.inputs.inputs)
-        rows = frame.astype(object).where(frame.notna(), None)
-        df = self._spark.createDataFrame(rows.values.tolist(), schema=schema)
+        frame = rows.frame
+        records = frame.astype(object).where(frame.notna(), None).values.tolist()  # NaN -> null, as Spark reads it
+        df = self._spark.createDataFrame(records, schema=schema)
         scored, _ = transform_scored(self._pipeline, df, [], from_arrow_type(self._type))
         out = scored.toPandas()
         values = _as_output(out["prediction"], self._type)

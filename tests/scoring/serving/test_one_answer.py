@@ -150,3 +150,24 @@ def test_a_version_answers_the_same_through_every_scoring_path(spark, trained, t
         _assert_same(
             batch, scored, f"{kind} via {path}", 1e-6 if path in ("ONNX", "REST") and kind == "mllib" else 1e-12
         )
+
+
+def test_an_mllib_version_without_a_passing_onnx_export_is_answered_by_spark_alike(trained):
+    """The fallback: the server says it has no ONNX to use and answers with the pipeline's own transform."""
+    from common.onnx_model import ONNX_TAG
+
+    store, frame, _ = trained
+    uri = "models:/titanic_mllib/1"
+    with using_store(store):
+        client = mlflow.MlflowClient()
+        from_onnx = _rest(store, uri, frame, probability=True)
+        client.set_model_version_tag("titanic_mllib", "1", ONNX_TAG, "failed: withheld by this test")
+        try:
+            holder = ModelHolder.load(uri, reload_seconds=60)
+            from_spark = _rest(store, uri, frame, probability=True)
+        finally:
+            client.set_model_version_tag("titanic_mllib", "1", ONNX_TAG, "passed")
+
+    assert holder.current.kind == "spark"
+    assert "no ONNX: failed: withheld by this test" in holder.current.how
+    _assert_same(from_onnx, from_spark, "Spark fallback", 1e-6)

@@ -40,7 +40,7 @@ DATA = [[r["sex"], "x", r["alone"], r["pclass"], r["age"]] for r in ROWS]
 
 
 def _bound(body: bytes, media: str = JSON) -> pd.DataFrame:
-    return bind_columns(parse_body(body, media), SIGNATURE)
+    return bind_columns(parse_body(body, media), SIGNATURE).frame
 
 
 def _json(document) -> bytes:
