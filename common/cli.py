@@ -40,13 +40,19 @@ def boolean(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def run_cli(job: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
-    """Run an entry point's main: a user error prints one clear line and exits 2 instead of a traceback."""
+def configure_logging() -> None:
+    """A job's log lines: INFO and up with time and logger, the chattiest libraries at WARNING, no progress bars.
+    Also called by processes a job starts itself (the scoring server's workers)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal UI
     # force: importing pyspark may already have put a handler on the root logger, which would make this a no-op.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for noisy in ("py4j", "alembic", "mlflow.store.db.utils", "hyperopt.tpe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_cli(job: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
+    """Run an entry point's main: a user error prints one clear line and exits 2 instead of a traceback."""
+    configure_logging()
     try:
         job(argv)
     except UserInputError as exc:

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from common.cli import boolean
+from common.cli import boolean, configure_logging
 from scoring.serving.batching import Batcher
 from scoring.serving.model_holder import ModelHolder
 from scoring.serving.request_body import RequestError, bind_columns, content_type_of, first_line, parse_body
@@ -50,6 +50,7 @@ def app_from_environment() -> Starlette:
     """uvicorn's factory in each worker process: load the model (the parent checked it already) and build the app."""
     from common.tracking import job_settings
 
+    configure_logging()  # a spawned process: the parent's logging setup did not come along
     settings = json.loads(os.environ[SETTINGS_VARIABLE])
     job_settings()
     holder = ModelHolder.load(settings["model_uri"], settings["reload_seconds"])

@@ -56,7 +56,6 @@ class ServedModel:
         self.inputs = tuple(InputColumn(spec.name, spec.type.name, spec.required) for spec in signature.inputs.inputs)
         self.backend = backend
         self.how = how  # one line for the log and /health: which path answers, and why
-        self._folder = folder
         # The downloaded files go when the last request holding this version is done with it.
         weakref.finalize(self, shutil.rmtree, str(folder), True)
 
@@ -185,13 +184,13 @@ def _as_output(values, arrow_type: pa.DataType) -> list:
 class OnnxBackend:
     kind = "onnx"
 
-    def check(self, rows: Rows) -> None:
-        pass
-
     def __init__(self, pipeline, signature):
         self.pipeline = pipeline
         self.classes = pipeline.classes
         self._type = prediction_arrow_type(signature)
+
+    def check(self, rows: Rows) -> None:
+        pass
 
     def predict(self, rows: Rows, probability: bool) -> Prediction:
         values, matrix = self.pipeline.predict(rows)
@@ -234,18 +233,22 @@ class SparkBackend:
 
     kind = "spark"
 
-    def check(self, rows: Rows) -> None:
-        pass
-
     def __init__(self, local: Path, signature):
+        from pyspark.ml.feature import IndexToString
+
         from scoring.spark_flavor import load_pipeline
 
         self._spark = _local_spark()
         self._pipeline = load_pipeline(str(local))
         self._signature = signature
         self._type = prediction_arrow_type(signature)
-        n_classes = next((s.numClasses for s in reversed(self._pipeline.stages) if hasattr(s, "numClasses")), 0)
-        self.classes = list(range(n_classes)) if n_classes else None
+        stages = self._pipeline.stages
+        n_classes = next((s.numClasses for s in reversed(stages) if hasattr(s, "numClasses")), 0)
+        names = next((s.getLabels() for s in stages if isinstance(s, IndexToString)), None)  # a string label's classes
+        self.classes = (list(names) if names else list(range(n_classes))) if n_classes else None
+
+    def check(self, rows: Rows) -> None:
+        pass
 
     def predict(self, rows: Rows, probability: bool) -> Prediction:
         from pyspark.sql.pandas.types import from_arrow_type
