@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python -m bench.mllib_logging
 	$(BIN)/python -m bench.mllib_scoring
 	$(BIN)/python -m bench.stream_scoring
+	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.per_group_training
 	$(BIN)/python -m bench.tuning_parallelism
 
