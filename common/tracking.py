@@ -50,6 +50,7 @@ def tracked_run(
         run_cm = mlflow.start_run(run_name=run_name, tags=tags)
     with run_cm as run:
         _tag_git_commit(run)
+        _mark_experiment_kind(run.info.experiment_id)
         yield run
 
 
@@ -79,6 +80,20 @@ def spark_dataset(df, data: str, source: str, label: str):
     if source == data:
         return mlflow.data.from_spark(df, path=data, targets=label)
     return mlflow.data.from_spark(df, name=data, targets=label)
+
+
+# MLflow records what an experiment is for; without it, MLflow 3's UI may open an experiment on its GenAI pages
+# (traces, token usage) rather than on the training runs a Spark ML user looks for.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_EXPERIMENT_KIND = "custom_model_development"
+
+
+def _mark_experiment_kind(experiment_id: str) -> None:
+    """Record the experiment as one of model training, unless it already says what it is (the user's word wins).
+    Also for experiments `mlflow run --experiment-name` created before the job started."""
+    client = mlflow.MlflowClient()
+    if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT_KIND)
 
 
 def _tag_git_commit(run: mlflow.ActiveRun) -> None:
