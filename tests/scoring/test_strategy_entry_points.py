@@ -28,11 +28,18 @@ def test_score_batch_entry_point_takes_a_strategy_and_refuses_an_unknown_one(
     (run,) = [r for r in runs if "strategy" in r.data.params]
     assert (run.data.params["strategy"], run.data.params["scoring_path"]) == ("pandas", "pandas")
 
-    params["output"] = tmp_path / "never"
-    completed = run_entry_point("score_batch", {**params, "strategy": "per_row"}, tmp_path, settings.tracking_uri)
-    assert completed.returncode != 0
-    assert (
-        "error: unknown scoring strategy 'per_row'; choose one of: auto, arrow, pandas, grouped, spark_udf"
-        in completed.stderr
+
+def test_an_unknown_strategy_exits_2_with_one_line_and_writes_nothing(settings, production_model, tmp_path, capsys):
+    """The command as `python -m scoring.score_batch` runs it, in-process: refused before anything is written."""
+    from common.cli import run_cli
+    from scoring.score_batch import main
+
+    args = ["--model-uri", "models:/cancer/production", "--input", str(tmp_path / "in.parquet")]
+    with pytest.raises(SystemExit) as exited:
+        run_cli(main, [*args, "--output", str(tmp_path / "never"), "--strategy", "per_row"])
+
+    assert exited.value.code == 2
+    assert "error: unknown scoring strategy 'per_row'; choose one of: auto, arrow, pandas, grouped, spark_udf" in (
+        capsys.readouterr().err
     )
     assert not (tmp_path / "never").exists()
