@@ -24,6 +24,7 @@ import pandas as pd
 
 ONNX_ARTIFACT_DIR = "onnx"
 ONNX_TAG = "onnx"
+ONNX_PASSED = "passed"  # the ONNX_TAG value of an export that passed parity: the only one a server may use
 MODEL_FILE = "model.onnx"
 FEED_FILE = "feed.json"
 PARITY_FILE = "parity.json"

@@ -133,10 +133,10 @@ def _probe(served: ServedModel, info: Model, local: Path) -> None:
 
 def _mllib_backend(client, resolved: ResolvedModel, local: Path, folder: Path, signature):
     # Imported here: a server of scikit-learn models never loads onnxruntime.
-    from common.onnx_model import ONNX_ARTIFACT_DIR, load_onnx_pipeline, read_parity
+    from common.onnx_model import ONNX_ARTIFACT_DIR, ONNX_PASSED, load_onnx_pipeline, read_parity
 
     status = _onnx_status(client, resolved)
-    if status == "passed":
+    if status == ONNX_PASSED:
         onnx_dir = Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=f"runs:/{resolved.run_id}/{ONNX_ARTIFACT_DIR}", dst_path=str(folder / "onnx")

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
-from common.onnx_model import ONNX_ARTIFACT_DIR, ONNX_TAG, PARITY_FILE, load_onnx_pipeline
+from common.onnx_model import ONNX_ARTIFACT_DIR, ONNX_PASSED, ONNX_TAG, PARITY_FILE, load_onnx_pipeline
 from training.mllib_onnx.convert import ColumnTypes, convert_pipeline
 from training.mllib_onnx.parity import DEFAULT_TOLERANCE, check_parity
 from training.mllib_onnx.saved_stages import UnsupportedPipeline
@@ -27,7 +27,6 @@ from training.mllib_onnx.saved_stages import UnsupportedPipeline
 _logger = logging.getLogger(__name__)
 TEST_SPLIT_ARTIFACT = "data/test.parquet"  # training.mllib_job logs the held-out rows there
 SPARK_FLAVOR = "spark"
-PASSED = "passed"
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class OnnxExport:
 
     @property
     def passed(self) -> bool:
-        return self.tag == PASSED
+        return self.tag == ONNX_PASSED
 
     def summary(self) -> str:
         figures = ""
@@ -51,12 +50,6 @@ class OnnxExport:
                 f"max abs diff {p['max_abs_diff']:.3g}, tolerance {p['tolerance']:g})"
             )
         return f"{self.model_name} version {self.version}: onnx {self.tag}{figures}"
-
-
-def is_spark_model(model_dir: str | Path) -> bool:
-    from mlflow.models import Model
-
-    return SPARK_FLAVOR in Model.load(str(model_dir)).flavors
 
 
 def export_version(
@@ -99,7 +92,7 @@ def export_version(
         client.log_artifacts(run_id, str(out), ONNX_ARTIFACT_DIR)
         client.log_metric(run_id, "onnx_parity_max_abs_diff", report.max_abs_diff)
         client.log_metric(run_id, "onnx_parity_rows", report.rows_compared)
-    tag = PASSED if report.passed else f"failed: parity: {report.why_failed()}"
+    tag = ONNX_PASSED if report.passed else f"failed: parity: {report.why_failed()}"
     return _tag(client, model_name, version, run_id, tag, parity)
 
 
@@ -112,7 +105,7 @@ def _logged_test_split(spark: SparkSession, client: MlflowClient, run_id: str, d
 
 
 def _tag(client: MlflowClient, model_name: str, version: str, run_id: str, tag: str, parity) -> OnnxExport:
-    if tag != PASSED:
+    if tag != ONNX_PASSED:
         _logger.warning("ONNX export of %s version %s: %s", model_name, version, tag)
     client.set_model_version_tag(model_name, version, ONNX_TAG, tag[:5000])
     return OnnxExport(model_name, version, run_id, tag, parity)

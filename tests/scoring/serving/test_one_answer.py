@@ -154,7 +154,7 @@ def test_a_version_answers_the_same_through_every_scoring_path(spark, trained, t
 
 def test_an_mllib_version_without_a_passing_onnx_export_is_answered_by_spark_alike(trained):
     """The fallback: the server says it has no ONNX to use and answers with the pipeline's own transform."""
-    from common.onnx_model import ONNX_TAG
+    from common.onnx_model import ONNX_PASSED, ONNX_TAG
 
     store, frame, _ = trained
     uri = "models:/titanic_mllib/1"
@@ -166,7 +166,7 @@ def test_an_mllib_version_without_a_passing_onnx_export_is_answered_by_spark_ali
             holder = ModelHolder.load(uri, reload_seconds=60)
             from_spark = _rest(store, uri, frame, probability=True)
         finally:
-            client.set_model_version_tag("titanic_mllib", "1", ONNX_TAG, "passed")
+            client.set_model_version_tag("titanic_mllib", "1", ONNX_TAG, ONNX_PASSED)
 
     assert holder.current.kind == "spark"
     assert "no ONNX: failed: withheld by this test" in holder.current.how
