@@ -3,15 +3,18 @@ one migrated template (a migration costs seconds, a copy milliseconds)."""
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import mlflow
 import pytest
 
 from common.settings import Settings
-from tests.helpers import TEST_MASTER
+from tests.helpers import TEST_MASTER, job_env
 
 
 def make_settings(tracking_uri: str) -> Settings:
@@ -98,3 +101,44 @@ def three_versions(settings, client):
         with mlflow.start_run():
             log_sklearn_model(model, X, registered_model_name="m")
     return client
+
+
+@pytest.fixture
+def run_in_process(settings, capsys):
+    """`python -m <module> <args>` run in this process on the session's Spark: the module's `main` through
+    common.cli.run_cli (a user error prints one line and exits 2), as a new process would start it (the MLFLOW_* and
+    SPARK_* environment job_env gives, no active MLflow experiment or run), and nothing of it left behind. Returns
+    its exit code and what it printed as a CompletedProcess; any other exception propagates, as a traceback would.
+    For steps whose own process is tested elsewhere: a JVM start costs 20-30 s, a call into the running one nothing."""
+    from common.cli import run_cli
+
+    fluent = mlflow.tracking.fluent
+    root = logging.getLogger()
+
+    def run(module: str, args: list[str]) -> subprocess.CompletedProcess:
+        assert mlflow.active_run() is None, "a job process starts with no active run"
+        main = importlib.import_module(module).main
+        capsys.readouterr()
+        experiment, handlers, level = fluent._active_experiment_id, root.handlers[:], root.level
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in job_env(settings.tracking_uri).items():
+                if key.startswith(("MLFLOW_", "SPARK_")):
+                    patch.setenv(key, value)
+            fluent._active_experiment_id = None
+            try:
+                run_cli(main, args)
+                code = 0
+            except SystemExit as exited:
+                code = exited.code
+            finally:
+                while mlflow.active_run() is not None:
+                    mlflow.end_run(status="FAILED")
+                fluent._active_experiment_id = experiment
+                # run_cli configures logging as a job does (a handler on the captured stderr): pytest's back.
+                root.handlers[:] = handlers
+                root.setLevel(level)
+                mlflow.set_tracking_uri(settings.tracking_uri)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([module, *args], code, out, err)
+
+    return run

@@ -1,5 +1,10 @@
 """End to end: the MLproject entry points run as a user runs them, `mlflow run . -e ... --env-manager local`,
-each in a new process with its own JVM, against this test's SQLite store."""
+each in a new process with its own JVM, against this test's SQLite store.
+
+Every entry point goes through `mlflow run` at least once in the suite (score_stream and the MLlib score_batch in
+tests/shapes/test_shapes_entry_points.py, train_per_group in tests/training); a step of a chain whose `mlflow run`
+is proven elsewhere runs the same command in-process (`run_in_process`: its `main` through common.cli.run_cli), which
+saves a JVM start of 20-30 s per step and checks the same output."""
 
 import subprocess
 
@@ -9,7 +14,7 @@ import pandas as pd
 import pytest
 
 from common.datasets import load_table
-from tests.helpers import run_entry_point, run_module, scoring_frame
+from tests.helpers import run_entry_point, scoring_frame
 from tests.registry.conftest import state
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +52,7 @@ def test_main_runs_the_whole_lifecycle_and_says_what_it_did(settings, client, tm
     ]
 
 
-def test_train_promote_and_score_a_users_csv_through_entry_points(settings, client, tmp_path):
+def test_train_promote_and_score_a_users_csv_through_entry_points(settings, client, tmp_path, run_in_process):
     data = scoring_frame("diabetes").rename(columns={"row_id": "patient_id"})
     data_path = tmp_path / "diabetes.csv"
     data.to_csv(data_path, index=False)
@@ -66,8 +71,9 @@ def test_train_promote_and_score_a_users_csv_through_entry_points(settings, clie
             settings.tracking_uri,
         )
     )
-    # The same modules run directly, for users who do not use `mlflow run`.
-    promote = run_module("registry.promote", ["--model-name", "diabetes", "--stage", "staging"], settings.tracking_uri)
+    # The same modules run directly, for users who do not use `mlflow run` (`python -m registry.promote` in its own
+    # processes: tests/registry/test_promotion_gate.py).
+    promote = run_in_process("registry.promote", ["--model-name", "diabetes", "--stage", "staging"])
     assert "diabetes version 1: None -> Staging" in _ok(promote)
     _ok(
         run_entry_point(
@@ -99,7 +105,9 @@ def test_train_promote_and_score_a_users_csv_through_entry_points(settings, clie
     )
 
 
-def test_bad_input_exits_non_zero_naming_the_problem_and_writes_nothing(settings, client, production_model, tmp_path):
+def test_bad_input_exits_non_zero_naming_the_problem_and_writes_nothing(
+    settings, client, production_model, tmp_path, run_in_process
+):
     bad = tmp_path / "bad.parquet"
     scoring_frame().drop(columns=["worst_area"]).to_parquet(bad, index=False)
     out = tmp_path / "out"
@@ -116,62 +124,63 @@ def test_bad_input_exits_non_zero_naming_the_problem_and_writes_nothing(settings
     )
     assert not out.exists()
 
-    completed = run_entry_point(
-        "promote", {"model_name": "nope", "stage": "production"}, tmp_path, settings.tracking_uri
-    )
-    assert completed.returncode != 0
-    assert "error: registered model 'nope' does not exist; registered models: cancer" in completed.stderr
+    # The promote command refuses the same way (its exit through `mlflow run` is the one above).
+    completed = run_in_process("registry.promote", ["--model-name", "nope", "--stage", "production"])
+    assert completed.returncode == 2
+    assert completed.stderr == "error: registered model 'nope' does not exist; registered models: cancer\n"
     assert state(client, "cancer") == ({"1": "Production"}, {"production": "1"})
 
 
-def test_mllib_pipeline_trains_promotes_and_scores_through_entry_points(settings, client, tmp_path):
+def test_mllib_pipeline_trains_promotes_and_scores_through_entry_points(settings, client, tmp_path, run_in_process):
     params = {"data": "titanic", "label": "survived", "title_from": "name", "num_trees": "10", "model_name": "titanic"}
     assert "registered titanic version 1" in _ok(
         run_entry_point("train_mllib", params, tmp_path, settings.tracking_uri)
     )
-    _ok(run_entry_point("promote", {"model_name": "titanic", "stage": "production"}, tmp_path, settings.tracking_uri))
+    # Promoted (through the gate) and scored by the same commands in-process: an MLlib version loaded by
+    # score_batch in a JVM of its own is tests/shapes/test_shapes_entry_points.py's.
+    assert "titanic version 1: None -> Production" in _ok(
+        run_in_process("registry.promote", ["--model-name", "titanic", "--stage", "production"])
+    )
+    assert state(client, "titanic") == ({"1": "Production"}, {"production": "1"})
 
     passengers = load_table("titanic").frame.drop(columns="survived")
     passengers.insert(0, "passenger_id", range(len(passengers)))
     source = tmp_path / "passengers.csv"
     passengers.to_csv(source, index=False)
     out = tmp_path / "scored"
-    params = {"model_uri": "models:/titanic/production", "input": source, "output": out}
-    stdout = _ok(run_entry_point("score_batch", params, tmp_path, settings.tracking_uri))
+    args = ["--model-uri", "models:/titanic/production", "--input", str(source), "--output", str(out)]
+    stdout = _ok(run_in_process("scoring.score_batch", args))
     assert "1313 rows in, 1313 rows out with titanic v1" in stdout
     scored = pd.read_parquet(out)
     assert sorted(scored["passenger_id"]) == list(range(1313)) and set(scored["prediction"]) <= {0, 1}
 
 
-def test_score_stream_entry_point_scores_a_folder_and_stops(settings, production_model, tmp_path):
+def test_score_stream_entry_point_scores_a_folder_and_stops(settings, production_model, tmp_path, run_in_process):
+    """The command in-process; score_stream through `mlflow run` is tests/shapes/test_shapes_entry_points.py's."""
     landing = tmp_path / "landing"
     landing.mkdir()
     frame = scoring_frame().drop(columns="target")
     frame.iloc[:300].to_parquet(landing / "a.parquet", index=False)
     frame.iloc[300:].to_parquet(landing / "b.parquet", index=False)
-    params = {
-        "model_uri": "models:/cancer/production",
-        "input": landing,
-        "output": tmp_path / "scored",
-        "checkpoint": tmp_path / "checkpoint",
-        "ids": "row_id BIGINT",
-        "max_files_per_trigger": "1",
-    }
-    stdout = _ok(run_entry_point("score_stream", params, tmp_path, settings.tracking_uri))
+    args = ["--model-uri", "models:/cancer/production", "--input", str(landing), "--output", str(tmp_path / "scored")]
+    args += ["--checkpoint", str(tmp_path / "checkpoint"), "--ids", "row_id BIGINT", "--max-files-per-trigger", "1"]
+    stdout = _ok(run_in_process("scoring.score_stream", args))
     assert "stream stopped (scored micro-batch(es) 0, 1)" in stdout
     scored = pd.read_parquet(tmp_path / "scored")
     assert sorted(scored["row_id"]) == list(range(569)) and sorted(scored["batch_id"].unique()) == [0, 1]
 
 
-def test_force_rollback_and_history_through_entry_points(settings, client, production_model, tmp_path):
+def test_force_rollback_and_history_through_entry_points(settings, client, production_model, tmp_path, run_in_process):
     from training.train_sklearn import TrainSklearnParams
     from training.train_sklearn import run as train
 
     train(
         settings, TrainSklearnParams(data="breast_cancer", estimator="random_forest", model_name="cancer")
     )  # version 2
-    params = {"model_name": "cancer", "version": "2", "stage": "production", "force": "true", "reason": "hotfix"}
-    _ok(run_entry_point("promote", params, tmp_path, settings.tracking_uri))
+    # The forced promotion in-process (promote's `mlflow run` is the CSV chain's); rollback, history as users run them.
+    args = ["--model-name", "cancer", "--version", "2", "--stage", "production", "--force", "true"]
+    args += ["--reason", "hotfix"]
+    assert "cancer version 2: None -> Production; archived 1" in _ok(run_in_process("registry.promote", args))
     stdout = _ok(
         run_entry_point("rollback", {"model_name": "cancer", "reason": "bad"}, tmp_path, settings.tracking_uri)
     )

@@ -14,7 +14,6 @@ from scoring.score import prediction_column, score_dataframe
 from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from scoring.strategies import STRATEGIES
-from tests.helpers import run_module
 from training.sklearn_model import log_sklearn_model
 
 N_FEATURES, N_ROWS = 300, 240
@@ -99,15 +98,13 @@ def test_prediction_column_on_300_named_columns_in_reverse_order(spark, settings
     np.testing.assert_array_equal(out["prediction"], model.predict(frame[NAMES]))
 
 
-@pytest.mark.e2e
-def test_score_batch_command_takes_the_features_column(spark, settings, wide_model, tmp_path):
+def test_score_batch_command_takes_the_features_column(spark, settings, wide_model, tmp_path, run_in_process):
+    """The command in-process (`python -m scoring.score_batch` in a process of its own: test_standalone_cluster)."""
     model, frame = wide_model
     rows = [(int(i), row.tolist()) for i, row in zip(frame["id"], frame[NAMES].to_numpy(), strict=True)]
     pd.DataFrame(rows, columns=["id", "features"]).to_parquet(tmp_path / "arrays.parquet", index=False)
     args = ["--model-uri", "models:/wide/1", "--input", str(tmp_path / "arrays.parquet"), "--output"]
-    completed = run_module(
-        "scoring.score_batch", [*args, str(tmp_path / "out"), "--features-column", "features"], settings.tracking_uri
-    )
+    completed = run_in_process("scoring.score_batch", [*args, str(tmp_path / "out"), "--features-column", "features"])
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert f"scored {N_ROWS} rows in, {N_ROWS} rows out with wide v1" in completed.stdout
     written = pd.read_parquet(tmp_path / "out").sort_values("id", ignore_index=True)

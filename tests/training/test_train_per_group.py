@@ -263,7 +263,7 @@ def test_when_no_group_can_be_trained_nothing_is_logged(spark, settings, client)
 
 
 @pytest.mark.e2e
-def test_train_per_group_through_mlflow_run(settings, client, tmp_path):
+def test_train_per_group_through_mlflow_run(settings, client, tmp_path, run_in_process):
     data = _small_fleet(tmp_path)
     params = {"data": data, "label": "failure", "group": "device", "estimator": "logistic_regression"}
     done = run_entry_point(
@@ -278,7 +278,10 @@ def test_train_per_group_through_mlflow_run(settings, client, tmp_path):
     assert tracked.data.params["group"] == "device" and tracked.data.metrics["groups_trained"] == 8
     assert client.get_model_version("fleet", "1").run_id == tracked.info.run_id
 
-    refused = run_entry_point("train_per_group", {**params, "group": "site"}, tmp_path, settings.tracking_uri)
-    # `mlflow run` exits 1 when the job fails; the job itself printed one line and exited 2 (common.cli).
-    assert refused.returncode != 0 and "Traceback" not in refused.stderr
-    assert "error: group column 'site' not found; columns are: device_type, temperature_c" in refused.stderr
+    # The refusal from the same command in-process (a failing job's exit through `mlflow run` is proven in
+    # tests/test_entry_points.py): one line, exit 2 (common.cli), nothing tracked.
+    args = [f"--{key}={value}" for key, value in {**params, "group": "site"}.items()]
+    refused = run_in_process("training.train_per_group", args)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("error: group column 'site' not found; columns are: device_type, temperature_c")
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == 1
