@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Entry points run `python` and `mlflow` from the virtual environment.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: quickstart test setup check-java lint bench clean
+.PHONY: quickstart test setup check-java lint bench clean team team-stop
 
 setup: check-java $(STAMP)
 
@@ -28,6 +28,14 @@ quickstart: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# Team mode: PostgreSQL, `mlflow server` (basic-auth, proxied artifacts) and a Spark master + worker, all on
+# 127.0.0.1, data in .team/. Options go through TEAM_ARGS, e.g. `make team TEAM_ARGS="--mlflow-port 5050"`.
+team: setup
+	$(BIN)/python -m lifecycle.team start $(TEAM_ARGS)
+
+team-stop:
+	$(BIN)/python -m lifecycle.team stop $(TEAM_ARGS)
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
