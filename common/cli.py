@@ -8,7 +8,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+import mlflow
+from mlflow.exceptions import MlflowException
+
 from common.errors import UserInputError
+from common.tracking_errors import describe_tracking_failure
 
 EXIT_USER_ERROR = 2
 
@@ -51,10 +55,20 @@ def configure_logging() -> None:
 
 
 def run_cli(job: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> None:
-    """Run an entry point's main: a user error prints one clear line and exits 2 instead of a traceback."""
+    """Run an entry point's main: a user error prints one clear line and exits 2 instead of a traceback; so does a
+    tracking server that refuses the user's credentials or cannot be reached."""
     configure_logging()
     try:
         job(argv)
     except UserInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        _exit_with(str(exc))
+    except MlflowException as exc:
+        message = describe_tracking_failure(exc, mlflow.get_tracking_uri())
+        if message is None:
+            raise
+        _exit_with(message)
+
+
+def _exit_with(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)

@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from common.errors import UserInputError
+from common.tracking_errors import tracking_user
+
 LOCK_TAG = "lifecycle.promotion_lock"
 
 
@@ -39,6 +42,8 @@ def promotion_lock(
     try:
         client.set_registered_model_tag(name, LOCK_TAG, token)
     except MlflowException as exc:
+        if exc.error_code == "PERMISSION_DENIED":  # the first write of a promotion: nothing has changed yet
+            raise UserInputError(f"permission denied: {tracking_user()} cannot change model {name}") from exc
         # SQLite refuses a write outright ("database is locked") when another writer upgrades its lock at the same
         # instant: that other writer is a concurrent promotion, and our token was never written.
         if exc.error_code != "TEMPORARILY_UNAVAILABLE":
