@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import mlflow
 from common.settings import Settings
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger(__name__)
 
 
 def job_settings() -> Settings:
@@ -51,6 +53,9 @@ def tracked_run(
     with run_cm as run:
         _tag_git_commit(run)
         _mark_experiment_kind(run.info.experiment_id)
+        url = training_runs_url(mlflow.get_tracking_uri(), run.info.experiment_id)
+        if url and run.data.tags.get("mlflow.parentRunId") is None:
+            logger.info("the experiment's runs in the MLflow UI: %s", url)
         yield run
 
 
@@ -83,9 +88,17 @@ def spark_dataset(df, data: str, source: str, label: str):
 
 
 # MLflow records what an experiment is for; without it, MLflow 3's UI may open an experiment on its GenAI pages
-# (traces, token usage) rather than on the training runs a Spark ML user looks for.
+# (traces, token usage) rather than on the training runs a Spark ML user looks for. MLflow 3.17's UI itself goes by
+# a per-browser GenAI / Model training switch (GenAI until the user picks), so the link below picks it.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_EXPERIMENT_KIND = "custom_model_development"
+
+
+def training_runs_url(tracking_uri: str, experiment_id: str) -> str | None:
+    """The MLflow UI's page of an experiment's training runs, for a tracking server (a file store has no UI)."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def _mark_experiment_kind(experiment_id: str) -> None:
