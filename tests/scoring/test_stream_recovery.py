@@ -1,5 +1,9 @@
 """The stream killed with SIGKILL (job, JVM and Python workers at once) at random moments, restarted on the same
-checkpoint each time: the output, read back by Spark, holds every input row exactly once."""
+checkpoint each time: the output, read back by Spark, holds every input row exactly once.
+
+Two kills cover both cases a kill can meet: a run started on a fresh checkpoint, and a run that itself started on
+what a killed run left (a third kill repeated the second case at the price of a JVM start); the last start then
+recovers from the second."""
 
 import os
 import random
@@ -15,10 +19,10 @@ from tests.scoring.test_score_stream import _land
 
 pytestmark = pytest.mark.e2e
 FILES = 12
-KILLS = 3
+KILLS = 2
 
 
-def test_kill_and_restart_three_times_loses_and_duplicates_nothing(
+def test_kill_and_restart_twice_loses_and_duplicates_nothing(
     spark, settings, production_model, tmp_path, run_in_process
 ):
     data = scoring_frame().drop(columns="target")
