@@ -11,7 +11,7 @@ import pytest
 from registry.stages import promote as move_to_stage
 from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
-from tests.helpers import run_entry_point, run_module
+from tests.helpers import run_entry_point
 from tests.registry.conftest import state
 from tests.shapes import chain
 from tests.shapes.shapes import BY_ID
@@ -139,12 +139,15 @@ def test_score_stream_without_ids_keeps_what_score_batch_keeps_through_mlflow_ru
     chain.assert_passthrough_kept(stream, batch, kept, "passenger_id")
 
 
-def test_a_shape_a_job_refuses_exits_2_with_one_line_before_any_run_or_version(settings, client, tmp_path):
-    """20 rows, a class of 2: tune_joblib's 3-fold cross-validation cannot see it in every fold."""
+def test_a_shape_a_job_refuses_exits_2_with_one_line_before_any_run_or_version(
+    settings, client, tmp_path, run_in_process
+):
+    """20 rows, a class of 2: tune_joblib's 3-fold cross-validation cannot see it in every fold. The command runs
+    in-process (tune_joblib through `mlflow run` is tests/test_entry_points.py's)."""
     data = tmp_path / "tiny.parquet"
     BY_ID["tiny_rare_class"].frame().to_parquet(data, index=False)
     args = ["--data", str(data), "--label", "target", "--exclude", "row_id", "--model-name", "tiny"]
-    completed = run_module("training.tune_joblib", args, settings.tracking_uri)
+    completed = run_in_process("training.tune_joblib", args)
 
     assert completed.returncode == 2, completed.stderr[-3000:]
     assert "Traceback" not in completed.stderr
