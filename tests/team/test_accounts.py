@@ -1,0 +1,90 @@
+"""Accounts on the team server: an admin creates users with `python -m lifecycle.team.users`; a user without EDIT
+on a model cannot promote it and is told so in one line, with nothing changed; wrong or missing credentials get
+one line too, never a traceback."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import registry.promote
+from lifecycle.team import users
+from registry import stages
+from tests.team.conftest import python_module, register_versions, registry_state, run_job, team_env
+
+pytestmark = pytest.mark.e2e
+EXPERIMENT = "team-accounts"
+
+
+def _last_line(stderr: str) -> str:
+    return stderr.strip().splitlines()[-1] if stderr.strip() else ""
+
+
+def test_a_user_without_edit_on_a_model_cannot_promote_it_until_an_admin_grants_it(
+    team, admin_client, capsys, monkeypatch
+):
+    register_versions(EXPERIMENT, "shared", 2)
+    stages.promote(admin_client, "shared", "1", "Production")
+    before = registry_state(admin_client, "shared")
+
+    created = run_job(python_module("lifecycle.team.users", "create", "bob", "--edit-experiment", EXPERIMENT),
+                      team_env(team))  # fmt: skip
+    assert created.returncode == 0, created.stderr[-2000:]
+    password = re.search(r"shown this once: (\S+)", created.stdout).group(1)
+
+    bob = team_env(team, "bob", password, MLFLOW_EXPERIMENT_NAME=EXPERIMENT)
+    promote = python_module("registry.promote", "--model-name", "shared", "--version", "2", "--stage", "production",
+                            "--force", "true", "--reason", "bob thinks v2 is better")  # fmt: skip
+    refused = run_job(promote, bob)
+    assert refused.returncode == 2
+    assert _last_line(refused.stderr) == "error: permission denied: bob cannot change model shared"
+    assert "Traceback" not in refused.stderr
+    assert registry_state(admin_client, "shared") == before  # no stage, alias or lock tag changed
+
+    # The grant and bob's second try in this process (their commands' own processes are proven above).
+    users.main(["grant", "bob", "--edit-model", "shared"])
+    assert "bob may now change model shared" in capsys.readouterr().out
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.setenv(key, bob[key])
+    registry.promote.main(promote[3:])
+    versions, _, _ = registry_state(admin_client, "shared")
+    assert versions == {"1": "Archived", "2": "Production"}
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "expected"),
+    [
+        (
+            "admin",
+            "not-the-password",
+            "did not accept the password of admin: check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
+        ),
+        (
+            None,
+            None,
+            "requires an account: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+            "(`source .team/env` for the local team stack)",
+        ),
+    ],  # fmt: skip
+    ids=["wrong password", "no credentials"],
+)
+def test_wrong_or_missing_credentials_get_one_line(team, username, password, expected, capsys, monkeypatch):
+    line = f"error: the tracking server at {team.server.url} {expected}"
+    env = team_env(team)
+    if username is None:
+        del env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]
+    else:
+        env.update(MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password)
+    done = run_job(python_module("registry.history", "--model-name", "shared"), env)
+    assert (done.returncode, _last_line(done.stderr)) == (2, line), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+
+    # The admin's account command refuses the same way (in this process, with the same environment).
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)
+        if key in env:
+            monkeypatch.setenv(key, env[key])
+    with pytest.raises(SystemExit) as exited:
+        users.main(["create", "mallory"])
+    assert (exited.value.code, _last_line(capsys.readouterr().err)) == (2, line)
