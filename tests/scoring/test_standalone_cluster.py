@@ -1,76 +1,27 @@
 """score_batch on a real Spark standalone cluster: a master and a worker started from pyspark's own scripts, the
 worker in its own JVM with its own Python workers, and no driver-local path reaching an executor."""
 
-import os
-import signal
-import socket
-import subprocess
-import time
-from pathlib import Path
-
 import mlflow
 import numpy as np
 import pandas as pd
-import pyspark
 import pytest
 
+from lifecycle.team.processes import free_port
+from lifecycle.team.spark_standalone import SparkStandalone
 from tests.helpers import run_module, scoring_frame
 
 pytestmark = pytest.mark.e2e
-SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(SPARK_CLASS), *args], stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def _wait_for(text: str, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log.read_text(errors="replace"):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} never appeared in {log}:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.5)
 
 
 @pytest.fixture
 def standalone_cluster(tmp_path):
-    port = _free_port()
-    master_url = f"spark://127.0.0.1:{port}"
-    master_log, worker_log, work_dir = tmp_path / "master.log", tmp_path / "worker.log", tmp_path / "worker-work"
-    common = ["--host", "127.0.0.1", "--webui-port", str(_free_port())]
-    master = _start(["org.apache.spark.deploy.master.Master", *common, "--port", str(port)], master_log)
-    worker = None
+    """The team stack's Spark part on its own: a master and a worker with 2 cores."""
+    cluster = SparkStandalone(tmp_path / "spark", "127.0.0.1", free_port(), free_port(), free_port(), worker_cores=2)
     try:
-        _wait_for("I have been elected leader", master_log)
-        worker = _start(
-            [
-                "org.apache.spark.deploy.worker.Worker",
-                *common,
-                "--cores",
-                "2",
-                "--memory",
-                "2g",
-                "--work-dir",
-                str(work_dir),
-                master_url,
-            ],
-            worker_log,
-        )
-        _wait_for("Successfully registered with master", worker_log)
-        yield master_url, work_dir
+        cluster.start()
+        yield cluster.master_url, tmp_path / "spark" / "work"
     finally:
-        for process in (worker, master):
-            if process is not None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=60)
+        cluster.stop()
 
 
 def test_score_batch_runs_unchanged_on_a_standalone_cluster(settings, production_model, standalone_cluster, tmp_path):
