@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.per_group_training
 	$(BIN)/python -m bench.tuning_parallelism
+	$(BIN)/python -m bench.team_server
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns output spark-warehouse
