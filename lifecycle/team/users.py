@@ -14,6 +14,7 @@ import argparse
 import os
 import secrets
 import sys
+import warnings
 from collections.abc import Sequence
 
 from mlflow import MlflowClient
@@ -25,6 +26,8 @@ from common.tracking_errors import describe_tracking_failure
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    # The account client loads MLflow's server app, which imports a Starlette helper Starlette has deprecated.
+    warnings.filterwarnings("ignore", message=r"starlette\.middleware\.wsgi is deprecated")
     parser = argparse.ArgumentParser(prog="python -m lifecycle.team.users", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("action", choices=("create", "grant"))
@@ -39,19 +42,31 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"MLFLOW_TRACKING_URI must be the server's http(s) address (`source .team/env`), not {tracking_uri!r}")
     accounts = get_app_client("basic-auth", tracking_uri=tracking_uri)
     try:
+        # Every name checked before anything is written: a refused command leaves no account half made.
+        experiment_ids = {name: _experiment_id(tracking_uri, name) for name in args.edit_experiment}
+        for model_name in args.edit_model:
+            MlflowClient(tracking_uri).get_registered_model(model_name)
         if args.action == "create":
             password = secrets.token_urlsafe(18)
             accounts.create_user(args.username, password)
             print(f"Created user {args.username}. Their password, shown this once: {password}")
-        for experiment_name in args.edit_experiment:
-            experiment = MlflowClient(tracking_uri).get_experiment_by_name(experiment_name)
-            if experiment is None:
-                _fail(f"no experiment named {experiment_name!r} on {tracking_uri}")
-            _grant(accounts, args.username, "experiment", experiment.experiment_id, f"experiment {experiment_name}")
+        for name, experiment_id in experiment_ids.items():
+            _grant(accounts, args.username, "experiment", experiment_id, f"experiment {name}")
         for model_name in args.edit_model:
             _grant(accounts, args.username, "registered_model", model_name, f"model {model_name}")
     except MlflowException as exc:
+        if exc.error_code == "RESOURCE_ALREADY_EXISTS":
+            _fail(f"user {args.username} already exists on {tracking_uri}; `grant` changes what they may change")
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            _fail(f"{str(exc).splitlines()[0]} (on {tracking_uri}); nothing was changed")
         _fail(describe_tracking_failure(exc, tracking_uri) or str(exc).splitlines()[0])
+
+
+def _experiment_id(tracking_uri: str, name: str) -> str:
+    experiment = MlflowClient(tracking_uri).get_experiment_by_name(name)
+    if experiment is None:
+        _fail(f"no experiment named {name!r} on {tracking_uri} (a job logging into it creates it); nothing was changed")
+    return experiment.experiment_id
 
 
 def _grant(accounts, username: str, resource_type: str, resource_id: str, what: str) -> None:
