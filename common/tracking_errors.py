@@ -36,7 +36,7 @@ def describe_tracking_failure(exc: MlflowException, tracking_uri: str) -> str | 
 
 
 def _reason(message: str) -> str:
-    """The last, most specific clause of urllib3's nested message ('... Connection refused')."""
+    """The cause, in a few words, from urllib3's nested message."""
     for marker in ("Connection refused", "timed out", "Name or service not known"):
         if marker in message:
             return marker.lower()
