@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -15,10 +16,6 @@ from tests.helpers import run_entry_point
 from tests.registry.conftest import state
 from tests.shapes import chain
 from tests.shapes.shapes import BY_ID
-from training.train_mllib import TrainMllibParams
-from training.train_mllib import run as train_mllib
-from training.train_per_group import TrainPerGroupParams
-from training.train_per_group import run as train_per_group
 
 pytestmark = pytest.mark.e2e
 
@@ -28,90 +25,77 @@ def _ok(completed: subprocess.CompletedProcess) -> str:
     return completed.stdout
 
 
-def test_mllib_regression_with_one_string_column_scores_through_mlflow_run(spark, settings, client, tmp_path):
+def test_mllib_regression_with_one_string_column_scores_through_mlflow_run(trained_models, own_store, tmp_path):
     """Known defect 1: x1, x2 (numbers), color (three values), label y; score_batch failed with
-    [WRONG_NUM_COLUMNS] Function greatest should take at least 2 columns."""
-    frame = BY_ID["one_string_regression"].frame()
+    [WRONG_NUM_COLUMNS] Function greatest should take at least 2 columns. The model is the matrix's (train_mllib
+    in-process, row_id excluded; train_mllib through `mlflow run` is tests/test_entry_points.py's): the defect was in
+    scoring."""
+    shape = BY_ID["one_string_regression"]
+    trained = trained_models.get("mllib", shape)
+    trained.require_model()
+    settings = own_store(trained)
+    frame = trained.frame
     assert list(frame.columns) == ["row_id", "x1", "x2", "color", "y"] and frame["color"].nunique() == 3
-    data = tmp_path / "onecat.parquet"
-    frame.drop(columns="row_id").to_parquet(data, index=False)
-    # Trained in-process (train_mllib through `mlflow run` is tests/test_entry_points.py's); the defect was in scoring.
-    train_mllib(
-        spark, settings,
-        TrainMllibParams(data=str(data), label="y", task="regression", num_trees=10, model_name="onecat"),
-    )  # fmt: skip
+    assert trained.features == ["x1", "x2", "color"]
 
-    source = tmp_path / "to_score.parquet"
-    frame.to_parquet(source, index=False)
     out = tmp_path / "scored"
-    params = {"model_uri": "models:/onecat/1", "input": source, "output": out}
+    params = {"model_uri": f"models:/{trained.model_name}/1", "input": trained.data, "output": out}
     stdout = _ok(run_entry_point("score_batch", params, tmp_path, settings.tracking_uri))
 
     n = len(frame)
-    assert f"{n} rows in, {n} rows out with onecat v1" in stdout
+    assert f"{n} rows in, {n} rows out with {trained.model_name} v1" in stdout
     scored = pd.read_parquet(out)
     assert list(scored.columns) == ["row_id", "y", "prediction", "model_name", "model_version"]
     chain.assert_passthrough_kept(scored, frame, ["row_id", "y"], "row_id")
-    chain.assert_matches_model(
-        scored, chain.own_predictions(spark, "models:/onecat/1", source, "parquet", "row_id"), "row_id"
-    )
+    chain.assert_matches_model(scored, trained_models.own_predictions(trained), "row_id")
 
 
-def test_per_group_model_is_promoted_through_the_gate_through_mlflow_run(spark, settings, client, tmp_path):
-    """Known defect 3: promote to Production failed with "version 1's run logged no test split"."""
-    frame = BY_ID["no_strings_binary01"].per_group_frame()
-    data = tmp_path / "sites.parquet"
-    frame.to_parquet(data, index=False)
-    # Trained and scored in-process (both entry points run through `mlflow run` in tests/training and
-    # tests/test_entry_points.py); the defect was in the promotion, which runs as a user runs it.
-    train_per_group(
-        spark, settings,
-        TrainPerGroupParams(data=str(data), label="target", group="site", exclude=("row_id",), min_rows=20,
-                            hyperparams={"n_estimators": 20}, model_name="sites"),
-    )  # fmt: skip
+def test_per_group_model_is_promoted_through_the_gate_through_mlflow_run(spark, trained_models, own_store, tmp_path):
+    """Known defect 3: promote to Production failed with "version 1's run logged no test split". The model is the
+    matrix's per-group model (trained and scored in-process; both entry points run through `mlflow run` in
+    tests/training and tests/test_entry_points.py); the defect was in the promotion, which runs as a user runs it."""
+    trained = trained_models.get("per_group", BY_ID["no_strings_binary01"])
+    trained.require_model()
+    settings = own_store(trained)
+    client = mlflow.MlflowClient()
+    name, frame = trained.model_name, trained.frame
+    assert "site" in frame.columns and frame["site"].nunique() == 3
 
-    params = {"model_name": "sites", "stage": "Production"}  # no data=: the gate uses the logged test split
-    assert "sites version 1: None -> Production" in _ok(
+    params = {"model_name": name, "stage": "Production"}  # no data=: the gate uses the logged test split
+    assert f"{name} version 1: None -> Production" in _ok(
         run_entry_point("promote", params, tmp_path, settings.tracking_uri)
     )
-    assert state(client, "sites") == ({"1": "Production"}, {"production": "1"})
-    assert client.get_model_version("sites", "1").tags["gate"] == "passed"
+    assert state(client, name) == ({"1": "Production"}, {"production": "1"})
+    assert client.get_model_version(name, "1").tags["gate"] == "passed"
 
     out = tmp_path / "scored"
     result = score_batch(
-        spark, settings, ScoreBatchParams(model_uri="models:/sites/production", input=str(data), output=str(out))
+        spark,
+        settings,
+        ScoreBatchParams(model_uri=f"models:/{name}/production", input=str(trained.data), output=str(out)),
     )
     n = len(frame)
-    assert (result.rows_in, result.rows_out, result.model.label) == (n, n, "sites v1")
+    assert (result.rows_in, result.rows_out, result.model.label) == (n, n, f"{name} v1")
     scored = pd.read_parquet(out)
     assert list(scored.columns) == ["row_id", "site", "target", "prediction", "model_name", "model_version"]
     chain.assert_passthrough_kept(scored, frame, ["row_id", "site", "target"], "row_id")
-    own = chain.own_predictions(spark, "models:/sites/1", data, "parquet", "row_id")
-    chain.assert_matches_model(scored, own, "row_id")
+    chain.assert_matches_model(scored, trained_models.own_predictions(trained), "row_id")
 
 
-def test_score_stream_without_ids_keeps_what_score_batch_keeps_through_mlflow_run(spark, settings, client, tmp_path):
+def test_score_stream_without_ids_keeps_what_score_batch_keeps_through_mlflow_run(
+    spark, trained_models, own_store, tmp_path
+):
     """Known defect 2: without `ids`, score_stream dropped every non-feature column. CSV input whose values hold
-    commas (quoted), ids (passenger_id, name) and the label passing through."""
-    from training.train_sklearn import TrainSklearnParams
-    from training.train_sklearn import run as train
-
-    shape = BY_ID["csv_quoted_commas"]
-    frame = shape.frame()
-    data = tmp_path / "passengers.csv"
-    frame.to_csv(data, index=False)
-    train(
-        settings,
-        TrainSklearnParams(
-            data=str(data),
-            label="survived",
-            exclude=list(shape.ids),
-            hyperparams={"n_estimators": 20},
-            model_name="passengers",
-        ),
-    )
-    move_to_stage(client, "passengers", "1", "Production")
-    uri = "models:/passengers/production"
+    commas (quoted), ids (passenger_id, name) and the label passing through. The model is the matrix's train_sklearn
+    model of that shape (a random forest of 20 trees, the ids excluded)."""
+    trained = trained_models.get("sklearn", BY_ID["csv_quoted_commas"])
+    trained.require_model()
+    settings = own_store(trained)
+    frame = trained.frame
+    move_to_stage(mlflow.MlflowClient(), trained.model_name, "1", "Production")
+    uri = f"models:/{trained.model_name}/production"
+    data = trained.data
+    assert data.suffix == ".csv"
 
     # The batch job in-process (its entry point is tested elsewhere); the stream as a user runs it.
     score_batch(spark, settings, ScoreBatchParams(model_uri=uri, input=str(data), output=str(tmp_path / "batch")))
