@@ -71,12 +71,27 @@ def log_new_params(params: dict[str, object]) -> None:
     mlflow.log_params({k: v for k, v in params.items() if k not in existing})
 
 
+# How a store reports the loser of two concurrent first inserts of one row (PostgreSQL, MySQL, SQLite).
+_DUPLICATE_ROW_MARKERS = ("UniqueViolation", "IntegrityError", "duplicate key", "UNIQUE constraint failed")
+
+
 def log_dataset(dataset, context: str) -> None:
     """`mlflow.log_input` for a dataset whose schema is computed here; MLflow's hint that integer columns cannot
-    hold missing values concerns model signatures, not ids and labels in a logged dataset."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*integer column.*")
-        mlflow.log_input(dataset, context=context)
+    hold missing values concerns model signatures, not ids and labels in a logged dataset.
+
+    The store records a dataset once per experiment: two jobs logging the same data into one experiment at the same
+    moment both find it missing and both insert it, and the second insert fails on the unique key (seen with two
+    tuning jobs on a shared server). Its transaction is rolled back; sent again, the call finds the dataset the
+    other job stored and links it to this run."""
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*integer column.*")
+                mlflow.log_input(dataset, context=context)
+            return
+        except mlflow.exceptions.MlflowException as exc:
+            if attempt == 2 or not any(marker in str(exc) for marker in _DUPLICATE_ROW_MARKERS):
+                raise
 
 
 def spark_dataset(df, data: str, source: str, label: str):
