@@ -8,6 +8,7 @@ MLflow creates the admin account from MLFLOW_AUTH_ADMIN_PASSWORD the first time 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import urllib.error
 import urllib.request
@@ -84,8 +85,6 @@ class TrackingServer:
 
     def kill(self) -> bool:
         """SIGKILL, as a crash or an OOM kill would: no chance to finish a request."""
-        import signal
-
         return stop_daemon(self.pid_path, sig=signal.SIGKILL)
 
     def is_running(self) -> bool:
