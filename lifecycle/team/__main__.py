@@ -33,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.action == "stop":
             stopped = stack.stop()
             print(f"Stopped: {', '.join(stopped)}." if stopped else "Nothing of the team stack was running.")
-            print(f"Data kept in {stack.directory}; `make team` starts it again.")
+            if stack.directory.exists():
+                print(f"Data kept in {stack.directory}; `make team` starts it again.")
         else:
             for name, part in (("PostgreSQL", stack.postgres), ("mlflow server", stack.server), ("Spark", stack.spark)):
                 print(f"{name}: {'running' if part.is_running() else 'stopped'}")
