@@ -36,6 +36,10 @@ class BoundedCache(Generic[K, V]):
                 self._on_evict(old_key, old_value)
         return value
 
+    def pop(self, key: K) -> V | None:
+        """Take an entry out (its holder now owns what it holds): None when absent."""
+        return self._entries.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._entries)
 

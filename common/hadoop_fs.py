@@ -21,6 +21,12 @@ class HadoopFS:
             path = self._jvm.org.apache.hadoop.fs.Path(path, part)
         return path
 
+    def name(self, path) -> str:
+        return path.getName()
+
+    def uri(self, path) -> str:
+        return path.toString()
+
     def sibling(self, path, name: str):
         return self._jvm.org.apache.hadoop.fs.Path(path.getParent(), name)
 

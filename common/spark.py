@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -46,6 +47,34 @@ def build_spark(settings: Settings, app_name: str = "model-lifecycle") -> SparkS
     if not settings.spark_is_local:
         ship_project_packages(spark)
     return spark
+
+
+class SparkStarter:
+    """A job's session, built when first needed; `start_in_background` starts the JVM early (it takes seconds) so
+    the job spends that time on work of its own (resolving and loading a model), and a job that turns out to need
+    no Spark at all never starts one."""
+
+    def __init__(self, settings: Settings, app_name: str, session: SparkSession | None = None):
+        self._settings, self._app_name = settings, app_name
+        self._future: Future[SparkSession] | None = None
+        if session is not None:
+            self._future = Future()
+            self._future.set_result(session)
+
+    @classmethod
+    def of(cls, session: SparkSession) -> SparkStarter:
+        """An already running session (a caller's own, or a test's)."""
+        return cls(Settings.from_env(), session.sparkContext.appName, session)
+
+    def start_in_background(self) -> None:
+        if self._future is None:
+            self._future = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-start").submit(
+                build_spark, self._settings, self._app_name
+            )
+
+    def get(self) -> SparkSession:
+        self.start_in_background()
+        return self._future.result()
 
 
 def ship_project_packages(spark: SparkSession) -> None:

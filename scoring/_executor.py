@@ -89,7 +89,7 @@ def _chunks(batch, rows: int):
         yield batch.slice(start, rows)
 
 
-def _arrow_outputs(prediction, proba, plan: ScoringPlan) -> list:
+def arrow_outputs(prediction, proba, plan: ScoringPlan) -> list:
     import pyarrow as pa
 
     columns = [pa.array(prediction, type=plan.prediction_type, from_pandas=True)]
@@ -114,7 +114,7 @@ def score_batches(batches: Iterator, plan: ScoringPlan) -> Iterator:
         for batch in _chunks(whole, plan.chunk_rows):
             columns = dict(zip(real_names(batch.schema.names, plan.renamed), batch.columns, strict=True))
             prediction, proba = predict(model, features_from_arrow(columns, plan), plan)
-            outputs = [columns[name] for name in plan.passthrough] + _arrow_outputs(prediction, proba, plan)
+            outputs = [columns[name] for name in plan.passthrough] + arrow_outputs(prediction, proba, plan)
             yield pa.RecordBatch.from_arrays(outputs, names=names)
 
 
@@ -123,11 +123,11 @@ def score_struct_arrays(arrays: Iterator, plan: ScoringPlan) -> Iterator:
     model = load_cached(plan.model_key, plan.flavor)
     for struct in arrays:
         if len(struct) == 0:
-            yield _arrow_outputs([], None, replace(plan, probability=None))[0]
+            yield arrow_outputs([], None, replace(plan, probability=None))[0]
             continue
         columns = {name: struct.field(name) for name in plan.features}
         prediction, proba = predict(model, features_from_arrow(columns, plan), plan)
-        yield _arrow_outputs(prediction, proba, plan)[0]
+        yield arrow_outputs(prediction, proba, plan)[0]
 
 
 def score_frames(frames: Iterator, plan: ScoringPlan) -> Iterator:

@@ -43,7 +43,17 @@ def require_named_signature(signature: ModelSignature | None, model_label: str) 
 class FeatureBinding:
     features: list[str]  # the signature's input columns, in the signature's order
     passthrough: list[str]  # every other input column (ids), in input order, plus features kept in the output
-    feature_columns: list[Column]  # each input column cast to its signature type, by name
+    present: frozenset[str]  # features the input has (the others are optional inputs, given as null)
+    types: tuple[T.DataType, ...]  # the signature's Spark type of each feature
+
+    @property
+    def feature_columns(self) -> list[Column]:
+        """Each input column cast to its signature type, by name (an absent optional input as a typed null). Built
+        when asked for: a Column needs a running Spark, and binding alone (the `files` strategy) does not."""
+        return [
+            (col(name) if name in self.present else F.lit(None)).cast(spark_type).alias(name)
+            for name, spark_type in zip(self.features, self.types, strict=True)
+        ]
 
     def select(self, df: DataFrame) -> DataFrame:
         """Pass-through columns, then the features; a feature kept in the output is selected once (cast)."""
@@ -51,31 +61,29 @@ class FeatureBinding:
         return df.select(*[col(c) for c in self.passthrough if c not in kept], *self.feature_columns)
 
 
-def bind_features(
-    df: DataFrame, signature: ModelSignature | None, model_label: str, keep: tuple[str, ...] = ()
-) -> FeatureBinding:
-    """Check every signature column against `df`; report all problems at once, naming column and types.
+def bind_features(df, signature: ModelSignature | None, model_label: str, keep: tuple[str, ...] = ()) -> FeatureBinding:
+    """Check every signature column against `df` (a DataFrame, or anything with its `schema` and `columns`);
+    report all problems at once, naming column and types.
     `keep`: features that also go to the output (a per-group model's group column identifies its rows)."""
     require_named_signature(signature, model_label)
     fields = {f.name: f.dataType for f in df.schema.fields}
-    problems, casts = [], []
+    problems, present = [], set()
     for spec in signature.inputs.inputs:
         expected = spec.type.name
         found = fields.get(spec.name)
         if found is None:
             if spec.required:
                 problems.append(f"column {spec.name!r} is missing (expected {expected})")
-            else:  # an optional input the model accepts as null
-                casts.append(F.lit(None).cast(spec.type.to_spark()).alias(spec.name))
         elif not converts(found, spec.type.to_spark()):
             problems.append(f"column {spec.name!r}: expected {expected}, found {found.simpleString()}")
         else:
-            casts.append(col(spec.name).cast(spec.type.to_spark()).alias(spec.name))
+            present.add(spec.name)
     if problems:
         raise UserInputError(f"input does not match the signature of model {model_label}: " + "; ".join(problems))
     features = signature.inputs.input_names()
     passthrough = [name for name in df.columns if name not in set(features) or name in keep]
-    return FeatureBinding(features, passthrough, casts)
+    types = tuple(spec.type.to_spark() for spec in signature.inputs.inputs)
+    return FeatureBinding(features, passthrough, frozenset(present), types)
 
 
 def expand_features_column(df: DataFrame, column: str, names: list[str]) -> DataFrame:

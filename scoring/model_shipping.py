@@ -30,6 +30,24 @@ def _forget(_slot, shipped: tuple[str, Path]) -> None:
 _SHIPPED: BoundedCache[tuple[int, str], tuple[str, Path]] = BoundedCache(on_evict=_forget)
 
 
+# model key -> a download made before (or without) a SparkSession: a job fetches its model while the JVM starts,
+# and a job scored in the driver alone never ships it.
+_PREFETCHED: BoundedCache[str, Path] = BoundedCache(on_evict=lambda _key, local: shutil.rmtree(local.parent, True))
+
+
+def prefetch_model(resolved: ResolvedModel) -> Path:
+    """Download the model now, for ship_model to use when the session is up: no second download."""
+    key = model_key(resolved, mlflow.get_tracking_uri())
+    return _PREFETCHED.get_or_load(key, lambda: _download(resolved, key))
+
+
+def _download(resolved: ResolvedModel, key: str) -> Path:
+    root = Path(tempfile.mkdtemp(prefix="shipped-model-"))
+    local = root / f"{key}-{root.name.rsplit('-', 1)[-1]}"
+    mlflow.artifacts.download_artifacts(artifact_uri=resolved.load_uri, dst_path=str(local))
+    return local
+
+
 def model_key(resolved: ResolvedModel, tracking_uri: str) -> str:
     """A SparkFiles name unique to this model's content: the same name+version in another store differs."""
     digest = hashlib.sha1(f"{tracking_uri}|{resolved.load_uri}|{resolved.run_id}".encode()).hexdigest()[:12]
@@ -45,12 +63,10 @@ def ship_model(spark: SparkSession, resolved: ResolvedModel) -> tuple[str, Path]
     key = model_key(resolved, mlflow.get_tracking_uri())
 
     def download_and_ship() -> tuple[str, Path]:
-        root = Path(tempfile.mkdtemp(prefix="shipped-model-"))
         # Spark refuses a second archive under a name it was given before: a version shipped again after it was
-        # dropped from the cache gets a name of its own.
-        name = f"{key}-{root.name.rsplit('-', 1)[-1]}"
-        local = root / name
-        mlflow.artifacts.download_artifacts(artifact_uri=resolved.load_uri, dst_path=str(local))
+        # dropped from the cache gets a name of its own (its folder's).
+        local = _PREFETCHED.pop(key) or _download(resolved, key)
+        root, name = local.parent, local.name
         archive = shutil.make_archive(str(root / name), "zip", root_dir=local)
         spark.sparkContext.addArchive(archive)
         return f"{name}.zip", local

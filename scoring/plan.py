@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 from common.bounded_cache import MODEL_CACHE_SIZE
 from common.model_uri import ResolvedModel
 from scoring._executor import FRAME_FROM_NDARRAY, NDARRAY, ScoringPlan, load_model, predict
-from scoring.model_shipping import ship_model
+from scoring.model_shipping import prefetch_model, ship_model
 from scoring.model_size import model_size_bytes
 
 # Rows per Arrow batch and predict call: about this many bytes of input per batch. Measured here with 20 features,
@@ -39,7 +39,7 @@ class PythonModelPlan:
 
 
 def plan_python_scoring(
-    spark: SparkSession,
+    spark: SparkSession | None,
     resolved: ResolvedModel,
     flavors: dict,
     features: list[str],
@@ -47,9 +47,12 @@ def plan_python_scoring(
     feature_types: list[T.DataType],
     prediction_type: pa.DataType,
 ) -> PythonModelPlan:
-    key, local_dir = ship_model(spark, resolved)
+    if spark is None:  # scored in the driver only (a small `files` job): nothing to ship
+        key, local_dir = "", prefetch_model(resolved)
+    else:
+        key, local_dir = ship_model(spark, resolved)
     flavor = "sklearn" if "sklearn" in flavors else "python_function"
-    model = _driver_model(str(local_dir), flavor)
+    model = driver_model(str(local_dir), flavor)
     probability = probability_kind(model) if flavor == "sklearn" else None
     plan = ScoringPlan(
         model_key=key,
@@ -104,14 +107,14 @@ def _choose_input_kind(model, plan: ScoringPlan) -> ScoringPlan:
 
 
 @functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
-def _driver_model(model_dir: str, flavor: str):
+def driver_model(model_dir: str, flavor: str):
     """Loaded once per shipped model on the driver (dirs are unique per version), to look at, never to score."""
     return load_model(model_dir, flavor)
 
 
 @functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
 def _model_size(model_dir: str, flavor: str) -> int:
-    return model_size_bytes(_driver_model(model_dir, flavor), Path(model_dir))
+    return model_size_bytes(driver_model(model_dir, flavor), Path(model_dir))
 
 
 def probability_kind(model) -> str | None:

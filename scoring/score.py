@@ -70,7 +70,7 @@ def score_resolved(
     features_column: str | None = None,
 ) -> ScoredFrame:
     check_strategy(strategy)
-    info = _model_info(mlflow.get_tracking_uri(), resolved.load_uri)
+    info = model_info(mlflow.get_tracking_uri(), resolved.load_uri)
     if features_column:
         names = require_named_signature(info.signature, resolved.label).inputs.input_names()
         df = expand_features_column(df, features_column, names)
@@ -119,7 +119,7 @@ def prediction_column(spark: SparkSession, model_uri: str, df: DataFrame | None 
     from pyspark.sql.functions import arrow_udf
 
     resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
-    info = _model_info(mlflow.get_tracking_uri(), resolved.load_uri)
+    info = model_info(mlflow.get_tracking_uri(), resolved.load_uri)
     signature = require_named_signature(info.signature, resolved.label)
     if "spark" in info.flavors:
         raise UserInputError(
@@ -152,6 +152,6 @@ def prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
 
 
 @functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
-def _model_info(tracking_uri: str, load_uri: str):
+def model_info(tracking_uri: str, load_uri: str):
     """A version's MLmodel never changes: read it once per driver (a stream asks for it every micro-batch)."""
     return mlflow.models.get_model_info(load_uri)

@@ -1,12 +1,17 @@
 """The ways a scikit-learn / pyfunc model can score a DataFrame in Python workers, behind one output contract:
 the pass-through columns, `prediction` (and `probability` for classifiers), rows out equal to rows in.
 
-- `arrow` (what `auto` picks): mapInArrow; Arrow batches straight to NumPy, the model loaded once per worker.
+- `arrow` (what `auto` picks for a DataFrame): mapInArrow; Arrow batches straight to NumPy, the model loaded once
+  per worker.
 - `pandas`: mapInPandas, the model loaded once per worker; every batch goes through pandas.
 - `grouped`: rows in explicit groups: rows hashed into buckets, one applyInPandas call per bucket (a shuffle, and a
   whole bucket in one worker's memory).
 - `spark_udf`: MLflow's own `mlflow.pyfunc.spark_udf`, bound by name through a struct. It calls the pyfunc
   `predict` only, so classifiers get `probability` as null with this strategy.
+
+`score_batch` has one more, `files` (scoring.file_scoring; what `auto` picks there whenever it applies): Spark
+schedules slices of the input's Parquet files and each task reads, scores and writes its slice with pyarrow, so the
+rows never pass through the JVM.
 
 MLlib models always run through their own `transform` in the JVM (scoring.spark_flavor): the Python strategies
 would only add a JVM -> Python -> JVM round trip. A strategy other than `auto` is ignored for them, with a log line,
@@ -30,13 +35,16 @@ from scoring._executor import ScoringPlan, score_batches, score_frames, score_gr
 
 _logger = logging.getLogger(__name__)
 
-STRATEGIES = ("auto", "arrow", "pandas", "grouped", "spark_udf")
+STRATEGIES = ("auto", "arrow", "pandas", "grouped", "spark_udf")  # for a DataFrame (score_dataframe, streams)
+BATCH_STRATEGIES = (*STRATEGIES, "files")  # score_batch reads files, and can leave them to Python tasks
 _BUCKET = "_scoring_bucket"
 
 
-def check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise UserInputError(f"unknown scoring strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+def check_strategy(strategy: str, allowed: tuple[str, ...] = STRATEGIES) -> str:
+    if strategy == "files" and allowed == STRATEGIES:
+        raise UserInputError("strategy 'files' scores Parquet files (score_batch), not a DataFrame or a stream")
+    if strategy not in allowed:
+        raise UserInputError(f"unknown scoring strategy {strategy!r}; choose one of: {', '.join(allowed)}")
     return strategy
 
 

@@ -74,12 +74,12 @@ def test_workers_get_numpy_when_the_model_takes_it_and_a_named_frame_when_it_sel
     from pyspark.sql import types as T
 
     from common.model_uri import resolve_model_uri
-    from scoring.score import _model_info, prediction_arrow_type
+    from scoring.score import model_info, prediction_arrow_type
 
     planned = {}
     for name, uri in (("pipeline", "models:/cancer/1"), ("forest", "models:/wine_forest/1")):
         resolved = resolve_model_uri(mlflow.MlflowClient(), uri)
-        info = _model_info(mlflow.get_tracking_uri(), resolved.load_uri)
+        info = model_info(mlflow.get_tracking_uri(), resolved.load_uri)
         names = info.signature.inputs.input_names()
         planned[name] = plan_python_scoring(
             spark,
@@ -166,7 +166,11 @@ def test_model_size_is_logged_and_a_large_model_against_executor_memory_warns(
         quiet = score_batch(
             spark,
             settings,
-            ScoreBatchParams(model_uri="models:/wine_forest/1", input=str(path), output=str(tmp_path / "a")),
+            # arrow: the model is copied into the executors' Python workers (`files` on so small an input scores
+            # in the driver, one copy and no executors).
+            ScoreBatchParams(
+                model_uri="models:/wine_forest/1", input=str(path), output=str(tmp_path / "a"), strategy="arrow"
+            ),
         )
     assert not caplog.records  # a small forest against 1g of driver memory: no warning at the default threshold
     run = client.get_run(quiet.run_id).data
@@ -182,7 +186,9 @@ def test_model_size_is_logged_and_a_large_model_against_executor_memory_warns(
         score_batch(
             spark,
             settings,
-            ScoreBatchParams(model_uri="models:/wine_forest/1", input=str(path), output=str(tmp_path / "b")),
+            ScoreBatchParams(
+                model_uri="models:/wine_forest/1", input=str(path), output=str(tmp_path / "b"), strategy="arrow"
+            ),
             memory_warn_fraction=threshold,
         )
     (warning,) = caplog.records
