@@ -101,7 +101,6 @@ def _columns_read(task: FileTask) -> list[str]:
 
 def _check_columns(schema, wanted: list[str], task: FileTask, path: str) -> None:
     """This file against the first file's pass-through types and the signature's feature types."""
-    import pyarrow as pa
 
     plan = task.plan
     expected = dict(zip(plan.passthrough, task.passthrough_types, strict=True))
@@ -118,13 +117,25 @@ def _check_columns(schema, wanted: list[str], task: FileTask, path: str) -> None
                 f"input file {path}: column {name!r} is {found} here and {expected[name]} in the input's first file"
             )
         if name in wants and wants[name] is not None and found != wants[name]:
-            try:
-                pa.array([], type=found).cast(wants[name])
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise SliceError(
-                    f"input file {path}: column {name!r} is {found}, which does not convert to the model's "
-                    f"{wants[name]}"
-                ) from exc
+            _check_converts(found, wants[name], name, path)
+
+
+def _check_converts(found, wanted, name: str, path: str) -> None:
+    """The rule every strategy binds by (scoring.input_schema.converts): only casts that lose nothing."""
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    from scoring.input_schema import converts
+
+    try:
+        found_type = from_arrow_type(found)
+    except (TypeError, ValueError) as exc:
+        raise SliceError(f"input file {path}: column {name!r} has a type Spark does not read: {found}") from exc
+    target = from_arrow_type(wanted)
+    if not converts(found_type, target):
+        raise SliceError(
+            f"input file {path}: column {name!r} is {found_type.simpleString()}, which does not convert to the "
+            f"model's {target.simpleString()}"
+        )
 
 
 def _scored_batch(model, columns: dict, task: FileTask, path: str):

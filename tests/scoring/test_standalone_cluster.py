@@ -29,10 +29,15 @@ def test_score_batch_runs_unchanged_on_a_standalone_cluster(settings, production
     source = tmp_path / "input.parquet"
     scoring_frame().to_parquet(source, index=False)
     out = tmp_path / "scored"
+    # Strategy files in slices of 100 rows: six tasks, each reading its slice and writing its part in the worker's
+    # executor, through the path the cluster shares (here the local disk of the one machine).
     args = ["--model-uri", "models:/cancer/production", "--input", str(source), "--output", str(out)]
+    args += ["--slice-rows", "100"]
     completed = run_module("scoring.score_batch", args, settings.tracking_uri, extra_env={"SPARK_MASTER": master_url})
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert "569 rows in, 569 rows out with cancer v1" in completed.stdout
+    assert "scoring path files: 569 rows of 1 file(s), in 6 Spark tasks" in completed.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", *[f"part-{i:05d}.parquet" for i in range(6)]]
 
     scored = pd.read_parquet(out).sort_values("row_id", ignore_index=True)
     model = mlflow.sklearn.load_model("models:/cancer/1")

@@ -7,7 +7,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import RandomForestClassifier
 
 from common.errors import UserInputError
 from scoring._executor import FRAME_FROM_NDARRAY, NDARRAY
@@ -17,20 +16,8 @@ from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from scoring.strategies import STRATEGIES
 from tests.helpers import scoring_frame
-from training.sklearn_model import log_sklearn_model
 
 CONTRACT = ["row_id", "target", "prediction", "probability", "model_name", "model_version"]
-
-
-@pytest.fixture
-def wine_forest(settings):
-    """A bare scikit-learn forest (no pipeline) on the wine data: three classes, so one probability per class."""
-    frame = scoring_frame("wine")
-    features = frame.drop(columns=["row_id", "target"]).astype("float64")
-    model = RandomForestClassifier(n_estimators=20, max_depth=4, random_state=0).fit(features, frame["target"])
-    with mlflow.start_run():
-        log_sklearn_model(model, features, registered_model_name="wine_forest")
-    return model, frame.assign(**features)
 
 
 def _scored(spark, frame: pd.DataFrame, uri: str, strategy: str) -> pd.DataFrame:
