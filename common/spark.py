@@ -72,6 +72,10 @@ class SparkStarter:
                 build_spark, self._settings, self._app_name
             )
 
+    @property
+    def started(self) -> bool:
+        return self._future is not None
+
     def get(self) -> SparkSession:
         self.start_in_background()
         return self._future.result()

@@ -8,6 +8,7 @@ retried (or speculative) attempt replaces its own part and never adds a second o
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 
@@ -56,16 +57,25 @@ def score_slice(task: FileTask, piece_slice: Slice, model=None) -> SliceResult:
     part = part_name(piece_slice.index)
     temporary = f"{task.staging}/.{part}.{uuid.uuid4().hex[:8]}.tmp"
     rows_in = rows_out = 0
-    with out.open_output_stream(temporary) as stream, pq.ParquetWriter(stream, task.output_schema) as writer:
-        for piece in piece_slice.pieces:
-            for batch in _read_piece(fs, piece, task):
-                rows_in += batch.num_rows
-                columns = dict(zip(batch.schema.names, batch.columns, strict=True))
-                scored = _scored_batch(model, columns, task, piece.path)
-                writer.write_batch(scored)
-                rows_out += scored.num_rows
+    try:
+        with out.open_output_stream(temporary) as stream, pq.ParquetWriter(stream, task.output_schema) as writer:
+            for piece in piece_slice.pieces:
+                for batch in _read_piece(fs, piece, task):
+                    rows_in += batch.num_rows
+                    columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+                    scored = _scored_batch(model, columns, task, piece.path)
+                    writer.write_batch(scored)
+                    rows_out += scored.num_rows
+    except BaseException:
+        _remove_quietly(out, temporary)  # a killed process leaves it instead: the driver removes it before commit
+        raise
     out.move(temporary, f"{task.staging}/{part}")
     return SliceResult(piece_slice.index, rows_in, rows_out, part)
+
+
+def _remove_quietly(filesystem, path: str) -> None:
+    with contextlib.suppress(OSError):
+        filesystem.delete_file(path)
 
 
 def _read_piece(fs, piece: Piece, task: FileTask):
