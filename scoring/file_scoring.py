@@ -26,7 +26,7 @@ from common.datasets import spark_format
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel
 from scoring._file_task import FileTask, SliceResult, part_name, score_slice
-from scoring.file_slices import MIN_SLICE_ROWS, InputFiles, NotApplicable, Slice, cut_slices, list_parquet_input
+from scoring.file_slices import InputFiles, NotApplicable, Slice, cut_slices, list_parquet_input
 from scoring.input_schema import bind_features
 from scoring.per_group_guard import group_column
 from scoring.plan import driver_model, plan_python_scoring
@@ -100,7 +100,7 @@ def _refused(strategy: str, reason: str):
 
 def scored_in_driver(files: InputFiles, slice_rows: int | None) -> bool:
     """One slice whatever the cores: the driver scores it, and the job needs no Spark."""
-    return files.rows <= (slice_rows or MIN_SLICE_ROWS)
+    return files.rows <= (slice_rows or files.min_slice_rows)
 
 
 def plan_files(

@@ -19,9 +19,10 @@ from common.errors import UserInputError
 # A slice is at most this many rows: bounds a task's run time on big inputs (a retried task redoes at most this
 # much) while keeping the per-task cost (a Python worker's turn, a part file) small against the work.
 MAX_SLICE_ROWS = 2_000_000
-# ... and at least this many: below it a Python worker's start and its own copy of the model cost more than the
-# rows take to score, so a small input is one slice (scored in the driver, see scoring.file_scoring).
-MIN_SLICE_ROWS = 50_000
+# ... and at least this many values (rows x columns; 50,000 rows of 20 columns): below it a Python worker's turn and
+# its own copy of the model cost more than the rows take to read and score, so a small input is one slice (scored in
+# the driver, see scoring.file_scoring). Counted in values, not rows: wide rows cost in proportion to their width.
+MIN_SLICE_VALUES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,11 @@ class InputFiles:
     @property
     def rows(self) -> int:
         return sum(sum(groups) for groups in self.row_groups)
+
+    @property
+    def min_slice_rows(self) -> int:
+        """The fewest rows worth a Spark task of their own (see MIN_SLICE_VALUES)."""
+        return math.ceil(MIN_SLICE_VALUES / max(len(self.schema), 1))
 
 
 class NotApplicable(Exception):
@@ -103,9 +109,9 @@ def read_footer(filesystem: pafs.FileSystem, path: str) -> pq.FileMetaData:
 
 def cut_slices(files: InputFiles, parallelism: int, slice_rows: int | None = None) -> list[Slice]:
     """`slice_rows` rows per slice when given; else about rows / parallelism (one slice per core at least), within
-    [MIN_SLICE_ROWS, MAX_SLICE_ROWS]. Small row groups and small files are gathered into one slice (a task per tiny
-    file would cost more than it scores); a row group larger than a slice is cut into row ranges."""
-    by_cores = min(max(math.ceil(files.rows / max(parallelism, 1)), MIN_SLICE_ROWS), MAX_SLICE_ROWS)
+    [files.min_slice_rows, MAX_SLICE_ROWS]. Small row groups and small files are gathered into one slice (a task per
+    tiny file would cost more than it scores); a row group larger than a slice is cut into row ranges."""
+    by_cores = min(max(math.ceil(files.rows / max(parallelism, 1)), files.min_slice_rows), MAX_SLICE_ROWS)
     target = slice_rows or by_cores
     pieces: list[Piece] = []
     for path, groups in zip(files.paths, files.row_groups, strict=True):

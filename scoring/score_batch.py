@@ -64,7 +64,7 @@ class ScoreBatchParams:
     )
     slice_rows: int = param(
         0,
-        help="strategy files: rows per Spark task (0: rows / cores, 50,000 or more; one slice: scored in the driver)",
+        help="strategy files: rows per Spark task (0: rows / cores, 1M values at least; one slice: in the driver)",
     )
 
 

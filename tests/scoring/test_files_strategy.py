@@ -235,3 +235,21 @@ def test_a_task_that_fails_once_is_retried_by_spark_and_writes_its_part_once(set
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert out["row_id"].tolist() == list(range(569))
     np.testing.assert_array_equal(out["prediction"], frame["mean_radius"] * 2.0)
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "slices"),
+    [
+        (20_000, 20, 1),  # 400k values: not worth a second task, one slice (scored in the driver)
+        (20_000, 300, 2),  # 6M values: one slice per core
+        (200_000, 20, 2),
+        (1_000, 1_000, 1),  # a million values exactly: still one slice
+    ],
+)
+def test_slices_by_default_are_one_per_core_unless_the_input_is_smaller_than_a_million_values(
+    rows, columns, slices, tmp_path
+):
+    table = pa.table({f"c{i}": np.zeros(rows) for i in range(columns)})
+    pq.write_table(table, tmp_path / "input.parquet", row_group_size=rows // 4)
+    cut = cut_slices(list_parquet_input(str(tmp_path / "input.parquet")), parallelism=2)
+    assert [s.rows for s in cut] == [rows // slices] * slices
