@@ -43,6 +43,7 @@ lint: setup
 bench: setup
 	$(BIN)/python -m bench.score_batch_vs_spark_udf
 	$(BIN)/python -m bench.scoring_strategies
+	$(BIN)/python -m bench.small_job
 	$(BIN)/python -m bench.mllib_logging
 	$(BIN)/python -m bench.mllib_scoring
 	$(BIN)/python -m bench.stream_scoring

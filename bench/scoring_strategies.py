@@ -8,8 +8,23 @@ Python processes: Parquet in -> predict -> Parquet out), of a per-row UDF (on a 
 over row groups, applyInPandas over row groups, mapInPandas, mlflow.pyfunc.spark_udf, and each of our strategies. Every
 path reads the same Parquet folder on local[2] and writes Parquet. Each is warmed up on a small sample first;
 then every path is timed once per round, two rounds interleaved, and the faster counts (paths slower than 15 s
-run once). Then the scaling of our default path:
-5x the rows should cost at most 5.25x the time, with the driver's memory flat.
+run once).
+
+What a timed run includes:
+- the baselines and `ours: arrow / pandas / grouped / spark_udf`: Spark writing the scored DataFrame as Parquet
+  (reading, scoring and writing; the model resolved, shipped and the plan made before the clock starts).
+- `ours: files`: scoring.file_scoring.run_files on a plan made before the clock starts (input listed, footers read,
+  slices cut, model shipped), i.e. the tasks reading, scoring and writing their parts, the driver's row checks and
+  the staging folder's tidying; not the commit (one rename).
+- `score_batch job: files / arrow`: the whole of score_batch's `run` on the running session (model resolved,
+  input listed / counted, the tracking run and its logging, the write, the rows-out check, the commit).
+- the in-process limit: two warm plain Python processes, each reading its half of the files with pyarrow,
+  predict_proba on NumPy, writing Parquet (id, prediction, probability; the Spark paths also write the model's name
+  and version).
+
+Then the scaling of our paths (logistic regression, 20 features) at 1x, 5x and 10x the rows: for the DataFrame
+default (`arrow`), 5x the rows should cost at most 5.25x the time; for `files`, 10x the rows at most 10.5x the time;
+the Python driver's memory (RSS after each run) flat.
 """
 
 from __future__ import annotations
@@ -29,9 +44,13 @@ from sklearn.linear_model import LogisticRegression
 from bench import _baselines as baselines
 from bench._common import bench_settings, print_table, synthetic_classification, workdir, write_parquet_files
 from bench._inprocess import InProcessScorer
+from common.model_uri import resolve_model_uri
 from common.spark import build_spark
+from scoring import score_batch
+from scoring.file_scoring import plan_files, run_files
+from scoring.file_slices import list_parquet_input
 from scoring.plan import arrow_batch_rows
-from scoring.score import score_dataframe
+from scoring.score import model_info, score_dataframe
 from training.sklearn_model import log_sklearn_model
 
 MODELS = {
@@ -39,6 +58,11 @@ MODELS = {
     "RF100": lambda: RandomForestClassifier(n_estimators=100, max_depth=8, n_jobs=1, random_state=0),
 }
 OUR_STRATEGIES = ("arrow", "pandas", "grouped", "spark_udf")
+FILES = "ours: files (run_files)"
+ARROW = "ours: arrow (auto)"
+SPARK_UDF = "mlflow.pyfunc.spark_udf (positional)"
+LIMIT = "in-process limit (2 processes)"
+JOB_STRATEGIES = ("files", "arrow")  # timed through score_batch's whole `run`
 _SLOW_SECONDS = 15.0
 
 
@@ -55,8 +79,8 @@ class Shape:
 
 
 class Bench:
-    def __init__(self, spark, folder: Path, udf_rows: int, udf_rows_forest: int):
-        self.spark, self.folder = spark, folder
+    def __init__(self, spark, settings, folder: Path, udf_rows: int, udf_rows_forest: int):
+        self.spark, self.settings, self.folder = spark, settings, folder
         self.udf_rows = {"LR": udf_rows, "RF100": udf_rows_forest}
 
     def time_write(self, frame, rows: int, repeats: int = 2, batch_rows: int | None = None) -> float:
@@ -75,6 +99,41 @@ class Bench:
         with arrow_batch_rows(self.spark, batch_rows):
             frame.write.parquet(str(out))
         return time.perf_counter() - started
+
+    def files_plan(self, uri: str, source: Path, slice_rows: int | None = None):
+        """The `files` strategy's plan for `source`, written into <folder>/files-out: listing, footers, slices,
+        the model shipped. `slice_rows` cuts other slices than the strategy would (a warm-up on a sample that
+        reaches every Python worker instead of being scored in the driver)."""
+        resolved = resolve_model_uri(mlflow.MlflowClient(), uri)
+        info = model_info(mlflow.get_tracking_uri(), resolved.load_uri)
+        files = list_parquet_input(str(source))
+        return plan_files(self.spark, files, resolved, info, str(self.folder / "files-out"), slice_rows)
+
+    def files_seconds(self, planned) -> float:
+        out = self.folder / "files-out"
+        shutil.rmtree(out, ignore_errors=True)
+        started = time.perf_counter()
+        rows = run_files(self.spark, planned)
+        seconds = time.perf_counter() - started
+        if rows != planned.input.rows:
+            raise RuntimeError(f"files: {rows} rows out of {planned.input.rows}")
+        return seconds
+
+    def job_seconds(self, uri: str, source: Path, strategy: str) -> float:
+        """score_batch's whole `run` on the running session (overwrite, so every run has the same work)."""
+        params = score_batch.ScoreBatchParams(
+            model_uri=uri,
+            input=str(source),
+            output=str(self.folder / f"job-{strategy}"),
+            overwrite=True,
+            strategy=strategy,
+        )
+        started = time.perf_counter()
+        result = score_batch.run(self.spark, self.settings, params)
+        seconds = time.perf_counter() - started
+        if result.rows_out != result.rows_in:
+            raise RuntimeError(f"job {strategy}: {result.rows_out} rows out of {result.rows_in}")
+        return seconds
 
     def measure_rounds(self, paths: list[tuple[str, Callable[[], float], int]], rounds: int = 2) -> dict[str, float]:
         """rows/s per path: every path once per round, the fastest round counting. Interleaved rather than
@@ -146,7 +205,7 @@ def run_shape(bench: Bench, shape: Shape, results: dict) -> None:
                 return score_dataframe(spark, df, uri, strategy=strategy).frame
 
             builders.append((label, build, batch_rows))
-        paths = [("in-process limit (2 processes)", limit_seconds, shape.rows)]
+        paths = [(LIMIT, limit_seconds, shape.rows)]
         for label, build, batch_rows in builders:
             per_row = label.startswith("per-row")
             print(f"{column}: warming up {label}", flush=True)
@@ -162,32 +221,81 @@ def run_shape(bench: Bench, shape: Shape, results: dict) -> None:
                     n_udf if per_row else shape.rows,
                 )
             )
+        paths += _files_paths(bench, column, uri, source_path, sample_path, shape.rows)
         print(f"{column}: timing {len(paths)} paths, interleaved", flush=True)
         figures.update(bench.measure_rounds(paths))
         limit.close()
         print(f"{column}: " + ", ".join(f"{k} {v:,.0f}" for k, v in figures.items()), flush=True)
 
 
+def _files_paths(bench: Bench, column: str, uri: str, source: Path, sample: Path, rows: int) -> list:
+    """`files` through run_files on a ready plan, and score_batch's whole job with `files` and with `arrow`."""
+    print(f"{column}: warming up {FILES}", flush=True)
+    paths = []
+    try:  # the sample in four slices: every Python worker loads the model before anything is timed
+        quarter = -(-list_parquet_input(str(sample)).rows // 4)
+        bench.files_seconds(bench.files_plan(uri, sample, slice_rows=quarter))
+        planned = bench.files_plan(uri, source)
+        print(f"  {FILES}: {len(planned.slices)} slice(s) of {[s.rows for s in planned.slices]} rows", flush=True)
+        paths.append((FILES, lambda: bench.files_seconds(planned), rows))
+    except Exception as exc:  # noqa: BLE001 - reported, the other paths go on
+        print(f"  {FILES} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", flush=True)
+    for strategy in JOB_STRATEGIES:
+        label = f"score_batch job: {strategy}"
+        print(f"{column}: warming up {label}", flush=True)
+        try:
+            bench.job_seconds(uri, sample, strategy)
+        except Exception as exc:  # noqa: BLE001 - measure_rounds reports it
+            print(f"  warm-up of {label} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", flush=True)
+        paths.append((label, lambda strategy=strategy: bench.job_seconds(uri, source, strategy), rows))
+    return paths
+
+
+SCALES = (1, 5, 10)
+
+
 def run_scaling(bench: Bench, rows: int, features: int = 20) -> list[list[object]]:
-    """Our default path at `rows` and 5x `rows`: the time ratio, and the driver's memory after each run."""
+    """`arrow` (the DataFrame default, Spark writing) and `files` (run_files) at 1x, 5x and 10x `rows`: the time
+    ratios, and the driver's memory after each run. Each size is warmed up once, then the faster of two runs."""
     spark, table = bench.spark, []
-    data = synthetic_classification(rows * 5, features, seed=1)
+    data = synthetic_classification(rows * SCALES[-1], features, seed=1)
     features_list = [c for c in data.columns if c.startswith("f")]
     model = LogisticRegression(max_iter=1000).fit(data[features_list].head(20_000), data["label"].head(20_000))
     with mlflow.start_run():
         log_sklearn_model(model, data[features_list].head(20_000), registered_model_name="bench_scaling")
-    small = write_parquet_files(data.drop(columns="label").head(rows), bench.folder / "scale-1", 8)
-    large = write_parquet_files(data.drop(columns="label"), bench.folder / "scale-5", 40)
+    uri = "models:/bench_scaling/1"
+    folders = {  # 25k rows per file at every size, as 8 files at 1x
+        scale: write_parquet_files(
+            data.drop(columns="label").head(rows * scale), bench.folder / f"scale-{scale}", 8 * scale
+        )
+        for scale in SCALES
+    }
     del data
     gc.collect()
-    seconds = {}
-    for label, path, n in (("1x", small, rows), ("5x", large, rows * 5)):
-        scored = score_dataframe(spark, spark.read.parquet(str(path)), "models:/bench_scaling/1")
+    seconds: dict[tuple[str, int], float] = {}
+    for scale, path in folders.items():
+        n = rows * scale
+        scored = score_dataframe(spark, spark.read.parquet(str(path)), uri)
         bench.time_write(scored.frame, n, repeats=1, batch_rows=scored.batch_rows)  # warm-up
         rate = bench.time_write(scored.frame, n, batch_rows=scored.batch_rows)
-        seconds[label] = n / rate
-        table.append([f"{label}: {n:,} rows", rate, seconds[label], _rss_mib("self"), _rss_mib(_jvm_pid(spark))])
-    table.append(["time ratio 5x / 1x (goal <= 5.25)", float("nan"), seconds["5x"] / seconds["1x"], "", ""])
+        seconds["arrow", scale] = n / rate
+        table.append([f"arrow {scale}x: {n:,} rows", rate, n / rate, "", _rss_mib("self"), _rss_mib(_jvm_pid(spark))])
+        planned = bench.files_plan(uri, path)
+        bench.files_seconds(planned)  # warm-up
+        seconds["files", scale] = min(bench.files_seconds(planned) for _ in range(2))
+        table.append(
+            [
+                f"files {scale}x: {n:,} rows",
+                n / seconds["files", scale],
+                seconds["files", scale],
+                len(planned.slices),
+                _rss_mib("self"),
+                _rss_mib(_jvm_pid(spark)),
+            ]
+        )
+    for path, scale, goal in (("arrow", 5, 5.25), ("arrow", 10, None), ("files", 5, None), ("files", 10, 10.5)):
+        label = f"time ratio {path} {scale}x / 1x" + (f" (goal <= {goal})" if goal else "")
+        table.append([label, float("nan"), seconds[path, scale] / seconds[path, 1], "", "", ""])
     return table
 
 
@@ -217,40 +325,48 @@ def main(argv=None) -> None:
     folder = workdir()
     settings = bench_settings(folder)
     spark = build_spark(settings, app_name="bench-scoring-strategies")
-    bench = Bench(spark, folder, udf_rows, udf_rows_forest)
+    bench = Bench(spark, settings, folder, udf_rows, udf_rows_forest)
     results: dict[str, dict[str, float]] = {}
+    started = time.perf_counter()
     for shape in shapes:
         run_shape(bench, shape, results)
-    scaling = run_scaling(bench, 40_000 if args.quick else 200_000)
+    # quick: 100k rows at 1x, so that `files` makes two slices (Spark tasks) there too, as at 10x
+    scaling = run_scaling(bench, 100_000 if args.quick else 200_000)
     spark.stop()
     shutil.rmtree(folder, ignore_errors=True)
     _print(results, scaling)
     print(f"\nper-row UDF timed on a sample: {udf_rows:,} rows (LR), {udf_rows_forest:,} rows (RF100)")
+    print(f"whole benchmark: {time.perf_counter() - started:,.0f} s (data, training and warm-ups included)")
 
 
 def _print(results: dict[str, dict[str, float]], scaling: list[list[object]]) -> None:
     columns = list(results)
-    paths = list(next(iter(results.values())))
-    limit_label = "in-process limit (2 processes)"
-    paths = [p for p in paths if p != limit_label] + [limit_label]
+    paths = list(dict.fromkeys(p for figures in results.values() for p in figures))
+    paths = [p for p in paths if p != LIMIT] + [LIMIT]
     header = ["path"] + [h for c in columns for h in (f"{c} rows/s", "of limit")]
     rows = []
     for path in paths:
         row = [path]
         for column in columns:
             rate = results[column].get(path, float("nan"))
-            row += [rate, rate / results[column][limit_label]]
+            row += [rate, rate / results[column].get(LIMIT, float("nan"))]
         rows.append(row)
-    ratio = ["ours (auto) / spark_udf (positional)"]
-    for column in columns:
-        figures = results[column]
-        ratio += [figures["ours: arrow (auto)"] / figures["mlflow.pyfunc.spark_udf (positional)"], ""]
-    rows.append(ratio)
+    for label, numerator, denominator in (
+        ("ours (auto) / spark_udf (positional)", ARROW, SPARK_UDF),
+        ("files / spark_udf (goal >= 3)", FILES, SPARK_UDF),
+        ("files / ours: arrow", FILES, ARROW),
+        ("files of limit (goal >= 0.8 LR, 0.9 RF100)", FILES, LIMIT),
+    ):
+        ratio = [label]
+        for column in columns:
+            figures = results[column]
+            ratio += [figures.get(numerator, float("nan")) / figures.get(denominator, float("nan")), ""]
+        rows.append(ratio)
     title = "Scoring on local[2], rows/s and fraction of the in-process limit (Parquet in, Parquet out)"
     print_table(title, header, rows)
     print_table(
-        "Scaling of our default path (logistic regression, 20 features) and driver memory",
-        ["run", "rows/s", "seconds", "python driver RSS MiB", "JVM RSS MiB"],
+        "Scaling (logistic regression, 20 features) and driver memory",
+        ["run", "rows/s", "seconds", "slices", "python driver RSS MiB", "JVM RSS MiB"],
         scaling,
     )
 
