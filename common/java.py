@@ -31,6 +31,13 @@ def java_major_version(java: str) -> int | None:
     return int(match.group(2) or 0) if major == 1 else major
 
 
+def java_version(java: str) -> str | None:
+    """The full version `java -version` reports (e.g. "17.0.15"): the JVM's own `java.version` property."""
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    match = re.search(r'version "([^"]+)"', out.stderr + out.stdout)
+    return match.group(1) if match else None
+
+
 def require_java() -> str:
     java = java_executable()
     if java is None:

@@ -19,6 +19,16 @@ SPARK_TRIALS = "SparkTrials"
 SEQUENTIAL_TRIALS = "Trials"
 
 
+def why_not_exact(parallelism: int, timeout: float) -> str | None:
+    """Why a rerun of a seeded search cannot propose the same trials (None: it can). Hyperopt's TPE and Optuna's
+    sampler propose each trial from the trials finished so far."""
+    if parallelism > 1:
+        return f"{parallelism} trials ran at once, and which finished first (so what was proposed next) is timing"
+    if timeout:
+        return f"timeout={timeout:g}s: how many trials ran depends on the machine's speed"
+    return None
+
+
 def check_budget(max_evals: int, parallelism: int, timeout: float) -> None:
     if max_evals < 1:
         raise UserInputError(f"max_evals must be at least 1, got {max_evals}")

@@ -17,9 +17,10 @@ from pyspark.sql import functions as F
 
 from common.errors import UserInputError
 from common.params import logged_params
+from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
-from training.hyperopt_search import SEQUENTIAL_TRIALS, minimize
+from training.hyperopt_search import SEQUENTIAL_TRIALS, minimize, why_not_exact
 from training.mllib_job import MllibJob, log_fitted_mllib, prepare_mllib
 from training.mllib_pipeline import MllibSpec
 from training.search_space import MLLIB_SPACES, Space, cast_point, check_mllib_space, describe, parse_space
@@ -70,6 +71,8 @@ def tune_mllib(
             }
         )
         log_dataset(spark_dataset(job.df, r.data, job.source, r.label), context="training")
+        # Trials run one after another here whatever `parallelism` says; only a timeout changes what runs.
+        record_training("tune_hyperopt", r.data, spark, not_exact=why_not_exact(1, timeout))
         objective = _CrossValidatedObjective(job, search, metric, r.cv_folds, r.seed)
         try:
             best = minimize(objective, search, metric, Trials(), max_evals, r.seed, timeout)

@@ -16,6 +16,7 @@ from common.cli import run_cli
 from common.errors import UserInputError
 from common.job import run_spark_job
 from common.params import logged_params, param, parse_params
+from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training.mllib_cv import cross_validate
@@ -75,6 +76,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
             }
         )
         log_dataset(spark_dataset(job.df, p.data, job.source, p.label), context="training")
+        record_training("train_mllib", p.data, spark)
 
         if p.cv_folds >= 2:
             model, best_params = cross_validate(

@@ -22,6 +22,7 @@ from common.datasets import load_spark_table
 from common.errors import UserInputError
 from common.job import run_spark_job
 from common.params import logged_params, param, parse_params
+from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training._per_group_executor import TRAINED, GroupTrainingPlan
@@ -131,6 +132,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainPerGroupParams) ->
             _logger.warning("left out %d row(s) whose group %r is missing", rows_missing_group, p.group)
         log_new_params({**logged_params(p), "resolved_task": resolved_task, "features": ",".join(features)})
         log_dataset(spark_dataset(df, p.data, source, p.label), context="training")
+        record_training("train_per_group", p.data, spark)
         metrics = summary_metrics(table, resolved_task, rows_missing_group)
         if fallback_row is not None:
             metrics.update({f"fallback_{k}": v for k, v in json.loads(fallback_row["metrics"]).items()})

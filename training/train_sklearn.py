@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from common.cli import run_cli
 from common.datasets import DEFAULT_LABEL, load_table
 from common.params import logged_params, param, parse_params
+from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import job_settings, log_dataset, log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS, build_pipeline
@@ -57,6 +58,7 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
         )
         log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})
         log_dataset(table.to_mlflow_dataset(targets=params.label), context="training")
+        record_training("train_sklearn", params.data)
 
         metrics, info, version = fit_and_log(
             pipeline, labeled.task, X_train, X_test, y_train, y_test, params.model_name

@@ -17,9 +17,10 @@ from common.cli import run_cli
 from common.errors import UserInputError
 from common.job import run_spark_job
 from common.params import param, parse_params
+from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import tracked_run
-from training.hyperopt_search import SEQUENTIAL_TRIALS, SPARK_TRIALS, check_budget, minimize
+from training.hyperopt_search import SEQUENTIAL_TRIALS, SPARK_TRIALS, check_budget, minimize, why_not_exact
 from training.mllib_tuning import tune_mllib
 from training.optuna_search import OPTUNA_STUDY, minimize_with_optuna
 from training.search_space import describe
@@ -67,6 +68,7 @@ def _tune_sklearn(spark: SparkSession, settings: Settings, p: TuneHyperoptParams
     search = prepared.space
     with tracked_run(settings, run_name=f"tune_hyperopt-{p.estimator}") as active:
         prepared.log_setup({"space": describe(search), "trials_backend": _trials_backend(p.backend, p.parallelism)})
+        record_training("tune_hyperopt", p.data, spark, not_exact=why_not_exact(p.parallelism, p.timeout))
         data_ref = spark.sparkContext.broadcast((prepared.X_train, prepared.y_train))
         objective = prepared.objective(data_ref, search, p.seed)
         try:

@@ -19,6 +19,7 @@ from common.cli import run_cli
 from common.errors import UserInputError
 from common.job import run_spark_job
 from common.params import param, parse_params
+from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import log_new_params, tracked_run
 from training.estimators import ESTIMATOR_STEP, ESTIMATORS
@@ -59,6 +60,8 @@ def run(spark: SparkSession, settings: Settings, params: TuneJoblibParams) -> Tr
 
     with tracked_run(settings, run_name=f"tune_joblib-{p.estimator}") as active:
         prepared.log_setup({"space": describe(searched), "n_candidates": _candidate_count(cv)})
+        # Every candidate is fitted on the same seeded folds, so n_jobs changes only when each fit runs.
+        record_training("tune_joblib", p.data, spark)
         fit_on_spark(cv, prepared.X_train, prepared.y_train, p.n_jobs)
         results = cv_results_table(cv, prepared.metric.negated)
         mlflow.log_table(results, artifact_file="tuning/cv_results.json")
