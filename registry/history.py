@@ -1,5 +1,5 @@
-"""Entry point `history`: a model's promotion timeline (version, stage, when, who, why, gate metrics), and any
-drift between stages and aliases.
+"""Entry point `history`: a model's promotion timeline (version, stage, when, who, why, gate metrics), any
+drift between stages and aliases, and each version's last reproduction verdict.
 
     python -m registry.history --model-name cancer
 """
@@ -14,6 +14,7 @@ import mlflow
 
 from common.cli import run_cli
 from common.params import param, parse_params
+from common.provenance import REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG
 from common.registry_lookup import ALIASED_STAGES, list_versions, require_model
 from common.tracking import job_settings
 from registry.promotion import PROMOTION_TAG
@@ -69,6 +70,15 @@ def drift(client: mlflow.MlflowClient, name: str) -> list[str]:
     return problems
 
 
+def reproductions(client: mlflow.MlflowClient, name: str) -> dict[str, str]:
+    """{version: "<verdict> (run <id>)"} for every version `reproduce` has judged."""
+    return {
+        str(v.version): f"{v.tags[REPRODUCTION_VERDICT_TAG]} (run {v.tags.get(REPRODUCTION_RUN_TAG, '?')})"
+        for v in list_versions(client, name)
+        if REPRODUCTION_VERDICT_TAG in v.tags
+    }
+
+
 @dataclass(frozen=True)
 class HistoryParams:
     model_name: str = param(help="the registered model")
@@ -89,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> tuple[list[Event], list[str]]:
         print(f"  DRIFT: {line}")
     if not problems:
         print("  stages and aliases agree")
+    for version, verdict in reproductions(client, name).items():
+        print(f"  v{version} reproduction: {verdict}")
     return events, problems
 
 

@@ -46,6 +46,7 @@ PARAMETERS = {
     "tune_hyperopt": "training.tune_hyperopt:TuneHyperoptParams",
     "tune_joblib": "training.tune_joblib:TuneJoblibParams",
     "export_onnx": "training.export_onnx:ExportOnnxParams",
+    "reproduce": "lifecycle.reproduce:ReproduceParams",
     "promote": "registry.promote:PromoteParams",
     "rollback": "registry.rollback:RollbackParams",
     "history": "registry.history:HistoryParams",

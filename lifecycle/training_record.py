@@ -1,0 +1,140 @@
+"""A training run's record, read back for `reproduce`, and every reason it cannot be replayed here: each refusal is
+one line naming what differs, raised before anything runs, so a refused reproduction leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Run
+
+from common.errors import UserInputError
+from common.java import java_executable, java_version
+from common.provenance import (
+    DATA_SHA256_TAG,
+    DATA_SOURCE_TAG,
+    ENTRY_POINT_TAG,
+    ENVIRONMENT_FILE,
+    EXACT,
+    EXACT_TAG,
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    current_environment,
+    data_fingerprint,
+)
+
+# The entry points whose runs produce a model from data and parameters alone.
+REPRODUCIBLE_ENTRY_POINTS = ("train_sklearn", "train_mllib", "train_per_group", "tune_hyperopt", "tune_joblib")
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    run: Run
+    entry_point: str
+    commit: str
+    data_source: str
+    data_sha256: str | None
+    environment: dict
+    exact: bool  # False: the run itself recorded why a rerun cannot give the same model
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    @property
+    def spark_settings(self) -> dict:
+        return self.environment.get("spark_settings", {})
+
+
+def read_record(client: mlflow.MlflowClient, run_id: str) -> TrainingRecord:
+    """The run's record, or the reason it is not one `reproduce` can use."""
+    run = client.get_run(run_id)
+    tags = run.data.tags
+    entry_point = tags.get(ENTRY_POINT_TAG)
+    if entry_point not in REPRODUCIBLE_ENTRY_POINTS:
+        made_by = tags.get("mlflow.project.entryPoint") or tags.get("mlflow.source.name") or "unknown code"
+        raise UserInputError(
+            f"run {run_id} was not made by one of this project's training entry points "
+            f"({', '.join(REPRODUCIBLE_ENTRY_POINTS)}) but by {made_by}: it has no record to replay"
+        )
+    commit = tags.get(GIT_COMMIT_TAG)
+    if not commit:
+        raise UserInputError(f"run {run_id} recorded no git commit: its code was not a git checkout")
+    if tags.get(GIT_DIRTY_TAG) != "false":
+        raise UserInputError(
+            f"run {run_id} ran from a dirty tree (changes not committed on top of {commit[:12]}): "
+            "the code that trained it is not in any commit"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, ENVIRONMENT_FILE, tmp)
+        except Exception as exc:
+            raise UserInputError(f"run {run_id} logged no {ENVIRONMENT_FILE}: its environment is unknown") from exc
+        environment = json.loads(Path(local).read_text())
+    return TrainingRecord(
+        run, entry_point, commit, tags[DATA_SOURCE_TAG], tags.get(DATA_SHA256_TAG), environment,
+        tags.get(EXACT_TAG) == EXACT,
+    )  # fmt: skip
+
+
+def check_commit(repo: Path, record: TrainingRecord) -> None:
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{record.commit}^{{commit}}"], cwd=repo, capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        raise UserInputError(
+            f"commit {record.commit} (run {record.run_id}) is not in the repository at {repo}: "
+            "fetch it (git fetch --all) or reproduce from a clone that has it"
+        )
+
+
+def check_data(record: TrainingRecord) -> None:
+    """The data must be what the run read: same content hash (a remote source cannot be hashed; it is read as is
+    and MLflow's own dataset digest on both runs tells whether it changed)."""
+    if record.data_sha256 is None:
+        return
+    source, digest = data_fingerprint(record.data_source)
+    if digest is None:
+        raise UserInputError(f"data {source} of run {record.run_id} no longer exists")
+    if digest != record.data_sha256:
+        raise UserInputError(
+            f"data {source} changed since run {record.run_id}: sha256 {record.data_sha256[:16]}... recorded, "
+            f"{digest[:16]}... now"
+        )
+
+
+def check_environment(record: TrainingRecord) -> None:
+    differences = environment_differences(record.environment, _current_environment(bool(record.spark_settings)))
+    if differences:
+        more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
+        raise UserInputError(
+            f"this environment does not match run {record.run_id}'s: {'; '.join(differences[:3])}{more}; "
+            "install the recorded versions (its artifact " + ENVIRONMENT_FILE + " lists them)"
+        )
+
+
+def environment_differences(recorded: dict, current: dict) -> list[str]:
+    """'<what> <recorded> recorded, <current> installed' for every interpreter, Java (when the run used Spark),
+    Spark and package version that differs. Packages installed now but not then play no part and are not listed."""
+    differences = [
+        f"{name} {recorded[name]} recorded, {current.get(name) or 'none'} installed"
+        for name in ("python", "java", "spark")
+        if name in recorded and recorded[name] != current.get(name)
+    ]
+    installed = current.get("packages", {})
+    for package, version in recorded.get("packages", {}).items():
+        if installed.get(package) != version:
+            differences.append(f"{package} {version} recorded, {installed.get(package) or 'not'} installed")
+    return differences
+
+
+def _current_environment(with_java: bool) -> dict:
+    environment = current_environment()
+    java = java_executable() if with_java else None
+    if java:
+        environment["java"] = java_version(java)
+    return environment
