@@ -14,7 +14,7 @@ import mlflow
 import pytest
 
 from common.settings import Settings
-from tests.helpers import TEST_MASTER, job_env
+from tests.helpers import REPO, TEST_MASTER, git, job_env
 
 
 def make_settings(tracking_uri: str) -> Settings:
@@ -142,3 +142,21 @@ def run_in_process(settings, capsys):
         return subprocess.CompletedProcess([module, *args], code, out, err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def snapshot(tmp_path_factory) -> Path:
+    """A commit to train and reproduce from: the project's files as they are in this checkout (committed or not,
+    ignored files left out) committed into a repository of their own, so a run's record names a commit of a clean
+    tree whatever state the checkout under test is in."""
+    repo = tmp_path_factory.mktemp("snapshot") / "project"
+    listed = git(REPO, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():  # a file deleted in the checkout but not yet in git is listed too
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, repo / name)
+    git(repo, "init", "--quiet")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "--message", "the project under test")
+    return repo

@@ -37,9 +37,9 @@ def job_env(tracking_uri: str, extra_env: dict[str, str] | None = None) -> dict[
     return env
 
 
-def run_entry_point(entry_point: str, params: dict, cwd: Path, tracking_uri: str, extra_env=None):
-    """`mlflow run <repo> -e <entry point> --env-manager local` in a new process, as a user runs it."""
-    command = [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", entry_point, "--env-manager", "local"]
+def run_entry_point(entry_point: str, params: dict, cwd: Path, tracking_uri: str, extra_env=None, project=REPO):
+    """`mlflow run <project> -e <entry point> --env-manager local` in a new process, as a user runs it."""
+    command = [sys.executable, "-m", "mlflow", "run", str(project), "-e", entry_point, "--env-manager", "local"]
     command += ["--experiment-name", "e2e"]
     for key, value in params.items():
         command += ["-P", f"{key}={value}"]
@@ -78,3 +78,11 @@ def popen_module(module: str, args: list[str], tracking_uri: str) -> subprocess.
 
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+_GIT_USER = ["-c", "user.name=tests", "-c", "user.email=tests@localhost"]
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *_GIT_USER, *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()

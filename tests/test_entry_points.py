@@ -16,6 +16,7 @@ import pytest
 from common.datasets import load_table
 from tests.helpers import run_entry_point, scoring_frame
 from tests.registry.conftest import state
+from tests.reproduce.checks import assert_reproduced_exactly, logged_test_rows, reproduce, reproduction_run, train
 
 pytestmark = pytest.mark.e2e
 
@@ -131,11 +132,18 @@ def test_bad_input_exits_non_zero_naming_the_problem_and_writes_nothing(
     assert state(client, "cancer") == ({"1": "Production"}, {"production": "1"})
 
 
-def test_mllib_pipeline_trains_promotes_and_scores_through_entry_points(settings, client, tmp_path, run_in_process):
-    params = {"data": "titanic", "label": "survived", "title_from": "name", "num_trees": "10", "model_name": "titanic"}
-    assert "registered titanic version 1" in _ok(
-        run_entry_point("train_mllib", params, tmp_path, settings.tracking_uri)
-    )
+def test_mllib_pipeline_cross_validated_is_reproduced_promoted_and_scored_through_entry_points(
+    settings, client, tmp_path, run_in_process, snapshot
+):
+    params = {"data": "titanic", "label": "survived", "title_from": "name", "cv_folds": 2, "grid_num_trees": "5,10"}
+    version = train("train_mllib", {**params, "model_name": "titanic"}, settings, tmp_path, snapshot)
+    # Rebuilt bit for bit from its run's record: same commit, parameters, data and Spark settings (local[2], two
+    # shuffle partitions), so the same split, folds, best candidate and trees.
+    done = reproduce("models:/titanic/1", settings, tmp_path, snapshot)
+    assert_reproduced_exactly(client, version, done, logged_test_rows(client, version.run_id, tmp_path))
+    _, replay = reproduction_run(client, version)
+    assert replay.data.params["best_numTrees"] == client.get_run(version.run_id).data.params["best_numTrees"]
+
     # Promoted (through the gate) and scored by the same commands in-process: an MLlib version loaded by
     # score_batch in a JVM of its own is tests/shapes/test_shapes_entry_points.py's.
     assert "titanic version 1: None -> Production" in _ok(

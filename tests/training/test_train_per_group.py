@@ -12,6 +12,7 @@ from common.iot_devices import generate
 from scoring.score_batch import ScoreBatchParams
 from scoring.score_batch import run as score_batch
 from tests.helpers import run_entry_point
+from tests.reproduce.checks import assert_reproduced_exactly, logged_test_rows, reproduce
 from training.per_group_model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
 from training.train_per_group import TrainPerGroupParams, run
 
@@ -263,7 +264,9 @@ def test_when_no_group_can_be_trained_nothing_is_logged(spark, settings, client)
 
 
 @pytest.mark.e2e
-def test_train_per_group_through_mlflow_run(settings, client, tmp_path, run_in_process):
+def test_train_per_group_through_mlflow_run_and_its_version_reproduced(
+    settings, client, tmp_path, run_in_process, snapshot
+):
     data = _small_fleet(tmp_path)
     params = {"data": data, "label": "failure", "group": "device", "estimator": "logistic_regression"}
     done = run_entry_point(
@@ -271,12 +274,18 @@ def test_train_per_group_through_mlflow_run(settings, client, tmp_path, run_in_p
         {**params, "min_rows": 40, "fallback": "global", "exclude": "device_type", "model_name": "fleet"},
         tmp_path,
         settings.tracking_uri,
+        project=snapshot,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "groups trained=8 skipped=0" in done.stdout and "registered fleet version 1" in done.stdout
     (tracked,) = client.search_runs([client.get_experiment_by_name("e2e").experiment_id])
     assert tracked.data.params["group"] == "device" and tracked.data.metrics["groups_trained"] == 8
-    assert client.get_model_version("fleet", "1").run_id == tracked.info.run_id
+    version = client.get_model_version("fleet", "1")
+    assert version.run_id == tracked.info.run_id
+
+    # Every group's model and the fallback rebuilt from the run's record, the same to the last bit.
+    reproduced = reproduce("models:/fleet/1", settings, tmp_path, snapshot)
+    assert_reproduced_exactly(client, version, reproduced, logged_test_rows(client, version.run_id, tmp_path))
 
     # The refusal from the same command in-process (a failing job's exit through `mlflow run` is proven in
     # tests/test_entry_points.py): one line, exit 2 (common.cli), nothing tracked.
@@ -284,4 +293,5 @@ def test_train_per_group_through_mlflow_run(settings, client, tmp_path, run_in_p
     refused = run_in_process("training.train_per_group", args)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith("error: group column 'site' not found; columns are: device_type, temperature_c")
-    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == 1
+    # The training, the reproduction and its replay: the refused job tracked nothing.
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == 3
