@@ -61,6 +61,9 @@ def train_group(frame: pd.DataFrame, plan: GroupTrainingPlan) -> pd.DataFrame:
         frame = frame.set_axis(real_names(frame.columns, plan.renamed), axis=1)
     fallback = bool(frame[FALLBACK_FLAG].iloc[0])
     key = None if fallback else group_key(frame[plan.group].iloc[0])
+    # A group's rows arrive in the order the shuffle fetched them, which varies from run to run; the seeded split
+    # below draws by position, so it repeats only on rows in an order of their own.
+    frame = frame.sort_values(list(frame.columns), kind="mergesort", na_position="last", ignore_index=True)
     outcome = fit_group(frame.drop(columns=[FALLBACK_FLAG, plan.group]), plan)
     held_out = outcome.pop("held_out")
     if held_out is not None and not fallback:  # the fallback's split repeats the groups' rows

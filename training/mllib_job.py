@@ -87,6 +87,7 @@ def prepare_mllib(spark: SparkSession, data: str, spec: MllibSpec, test_fraction
     spec = replace(spec, task=_resolve_task(labeled, label, spec.task))
     labeled, label_classes, n_classes = _index_label(labeled, spec)
     pipeline = build_pipeline(plan, spec, label_classes, _max_categories(labeled, plan, spec))
+    labeled = in_a_fixed_layout(labeled)
     train, test = labeled.randomSplit([1.0 - test_fraction, test_fraction], seed=spec.seed)
     estimator_stage = pipeline.getStages()[-2 if label_classes is not None else -1]
     binary = spec.task == CLASSIFICATION and n_classes == 2
@@ -97,6 +98,16 @@ def prepare_mllib(spark: SparkSession, data: str, spec: MllibSpec, test_fraction
         df, source, spec, plan, labeled, label_classes, n_classes, pipeline, estimator_stage, train, test, evaluator,
         rows_missing_label,
     )  # fmt: skip
+
+
+def in_a_fixed_layout(df: DataFrame) -> DataFrame:
+    """The rows hash-partitioned by their content into `spark.sql.shuffle.partitions` partitions and sorted within
+    each, cached. `randomSplit` and cross-validation folds draw by position within a partition, and a forest's
+    bagging by partition index: all three repeat only if every partition holds the same rows in the same order.
+    Read straight from files, that depends on how many files there are, how the file system lists them and the
+    cluster's default parallelism; after this it depends on the data and the (recorded) shuffle partitions alone."""
+    columns = [col(f.name) for f in df.schema.fields if not isinstance(f.dataType, T.MapType)]  # maps: no order
+    return df.repartition(*columns).sortWithinPartitions(*columns).cache()
 
 
 def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None):

@@ -81,6 +81,7 @@ def tune_mllib(
         model = job.pipeline.fit(job.train, _param_map(job, best))
         metrics, info, version = log_fitted_mllib(job, model, r.model_name)
         job.df.unpersist()
+        job.labeled.unpersist()
         _logger.info("run %s: best %s, held-out %s", active.info.run_id, best, metrics)
         return TrainResult(active.info.run_id, info.model_uri, job.spec.task, metrics, r.model_name, version, best)
 

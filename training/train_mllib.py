@@ -87,6 +87,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
             model, best_params = job.pipeline.fit(job.train), {}
         metrics, info, version = log_fitted_mllib(job, model, p.model_name)
         job.df.unpersist()
+        job.labeled.unpersist()
         _logger.info("run %s: %s", active.info.run_id, metrics)
         return TrainResult(active.info.run_id, info.model_uri, spec.task, metrics, p.model_name, version, best_params)
 
