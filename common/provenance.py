@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 
 from common.datasets import BUNDLED
+from common.java import java_executable, java_version
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,10 +62,12 @@ def record_training(entry_point: str, data: str, spark=None, not_exact: str | No
 
 
 def current_environment(spark=None) -> dict:
-    """Versions of Python, Spark and every installed distribution; with a session, its Java and the settings
-    that change results. Without one, Java played no part in the run and is not recorded."""
+    """Versions of Python, Java, Spark and every installed distribution; with a session, the settings that change
+    results (and Java as the session's JVM reports it, with no second JVM started to ask)."""
+    java = java_executable()
     environment = {
         "python": platform.python_version(),
+        "java": java_version(java) if spark is None and java else None,
         "spark": importlib.metadata.version("pyspark"),
         "packages": installed_packages(),
     }

@@ -88,7 +88,9 @@ def run(settings: Settings, params: ReproduceParams, spark: SparkStarter | None 
             replay_run_id, replayed = replay(project, record, active.info.experiment_id)
         metrics, differences = compare_runs(record.run, client.get_run(replay_run_id), set(replayed))
         replayed_model = _logged_model(active.info.experiment_id, replay_run_id)
-        predictions, mismatched = compare_predictions(spark.get(), model, replayed_model, test_rows)
+        # A runs:/ URI of an MLflow 3 model names the run, not the model's own artifacts: load it by its id.
+        original_model = model if model.model_name else _logged_model(record.run.info.experiment_id, record.run_id)
+        predictions, mismatched = compare_predictions(spark.get(), original_model, replayed_model, test_rows)
         comparison = Comparison(metrics, differences, test_rows.num_rows, predictions, mismatched)
         verdict = comparison.verdict(params.tolerance)
         _log_verdict(client, active.info.run_id, model, record, replay_run_id, comparison, verdict, params)
@@ -107,8 +109,8 @@ def _training_run_id(model: ResolvedModel) -> str:
 
 
 def _logged_model(experiment_id: str, run_id: str) -> ResolvedModel:
-    """The model the replay logged: an MLflow 3 logged model found by its source run, or (Spark models are still
-    saved into the run's own artifacts) the run's `model` folder."""
+    """The model a run logged: an MLflow 3 logged model found by its source run, or (Spark models are still saved
+    into the run's own artifacts) the run's `model` folder."""
     found = mlflow.search_logged_models(
         experiment_ids=[experiment_id],
         filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_ARTIFACT}'",
@@ -119,7 +121,7 @@ def _logged_model(experiment_id: str, run_id: str) -> ResolvedModel:
     elif not found and any(a.path == MODEL_ARTIFACT for a in mlflow.MlflowClient().list_artifacts(run_id)):
         uri = f"runs:/{run_id}/{MODEL_ARTIFACT}"
     else:
-        raise UserInputError(f"the replay run {run_id} logged {len(found)} models named {MODEL_ARTIFACT!r}, not one")
+        raise UserInputError(f"run {run_id} logged {len(found)} models named {MODEL_ARTIFACT!r}, not one")
     return ResolvedModel(uri, uri, None, None, run_id)
 
 

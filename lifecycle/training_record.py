@@ -13,7 +13,6 @@ import mlflow
 from mlflow.entities import Run
 
 from common.errors import UserInputError
-from common.java import java_executable, java_version
 from common.provenance import (
     DATA_SHA256_TAG,
     DATA_SOURCE_TAG,
@@ -108,7 +107,11 @@ def check_data(record: TrainingRecord) -> None:
 
 
 def check_environment(record: TrainingRecord) -> None:
-    differences = environment_differences(record.environment, _current_environment(bool(record.spark_settings)))
+    """Java is held to the record only when the run used Spark: a scikit-learn job never started a JVM."""
+    recorded = dict(record.environment)
+    if not record.spark_settings:
+        recorded.pop("java", None)
+    differences = environment_differences(recorded, current_environment())
     if differences:
         more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
         raise UserInputError(
@@ -118,23 +121,15 @@ def check_environment(record: TrainingRecord) -> None:
 
 
 def environment_differences(recorded: dict, current: dict) -> list[str]:
-    """'<what> <recorded> recorded, <current> installed' for every interpreter, Java (when the run used Spark),
-    Spark and package version that differs. Packages installed now but not then play no part and are not listed."""
+    """'<what> <recorded> recorded, <current> installed' for every interpreter, Java, Spark and package version
+    that differs. Packages installed now but not then play no part and are not listed."""
     differences = [
         f"{name} {recorded[name]} recorded, {current.get(name) or 'none'} installed"
         for name in ("python", "java", "spark")
-        if name in recorded and recorded[name] != current.get(name)
+        if recorded.get(name) and recorded[name] != current.get(name)
     ]
     installed = current.get("packages", {})
     for package, version in recorded.get("packages", {}).items():
         if installed.get(package) != version:
             differences.append(f"{package} {version} recorded, {installed.get(package) or 'not'} installed")
     return differences
-
-
-def _current_environment(with_java: bool) -> dict:
-    environment = current_environment()
-    java = java_executable() if with_java else None
-    if java:
-        environment["java"] = java_version(java)
-    return environment
