@@ -73,9 +73,9 @@ def run(settings: Settings, params: ReproduceParams, spark: SparkStarter | None 
     client = mlflow.MlflowClient()
     model = resolve_model_uri(client, params.model_uri)
     record = read_record(client, _training_run_id(model))
-    check_commit(PROJECT_ROOT, record)
-    check_environment(record)
     check_data(record)
+    check_environment(record)
+    check_commit(PROJECT_ROOT, record)
     test_rows = _test_split(client, record.run_id)
     if not record.exact:
         _logger.warning("run %s recorded that a rerun differs (%s)", record.run_id, record.run.data.tags[EXACT_TAG])
