@@ -41,6 +41,7 @@ def test_classifier_run_tracks_params_metrics_plots_data_and_a_registered_skops_
         "evaluation/feature_importances.csv",
         "evaluation/feature_importances.png",
         "evaluation/roc_curve.png",
+        "reproducibility/environment.json",
     ]
     importances = pd.read_csv(
         mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="evaluation/feature_importances.csv")

@@ -44,6 +44,7 @@ def test_32_parallel_trials_on_sqlite_record_32_child_runs_and_the_best_one_is_r
 
     parent = client.get_run(result.run_id)
     assert parent.data.params["trials_backend"] == "SparkTrials" and parent.data.params["parallelism"] == "2"
+    assert parent.data.tags["lifecycle.reproducible"].startswith("not exact: 2 trials ran at once")
     assert parent.data.metrics["n_trials_ok"] == 32 and parent.data.metrics["n_trials_failed"] == 0
     best_child = min(children, key=lambda c: c.data.metrics["loss"])
     assert parent.data.metrics["best_loss"] == pytest.approx(best_child.data.metrics["loss"])
@@ -196,15 +197,27 @@ def test_mllib_tuning_with_the_optuna_backend_is_refused_before_spark_starts():
         main(["--library", "mllib", "--backend", "optuna", "--data", "penguins", "--label", "body_mass_g"])
 
 
-def test_parallelism_one_runs_sequential_trials_on_the_driver(spark, settings, client):
-    result = run(
-        spark,
-        settings,
-        TuneHyperoptParams(data="wine", estimator="logistic_regression", space=C_SPACE, max_evals=3, parallelism=1),
-    )
+def _trials(client, run_id) -> list[tuple[str, float]]:
+    ordered = sorted(_children(client, run_id), key=lambda c: int(c.data.tags["lifecycle.trial"]))
+    return [(c.data.params["C"], c.data.metrics["loss"]) for c in ordered]
+
+
+def test_parallelism_one_runs_sequential_trials_on_the_driver_and_repeats_them_exactly(spark, settings, client):
+    params = TuneHyperoptParams(data="wine", estimator="logistic_regression", space=C_SPACE, max_evals=3, parallelism=1)
+    result, again = run(spark, settings, params), run(spark, settings, params)
     assert client.get_run(result.run_id).data.params["trials_backend"] == "Trials"
     children = _children(client, result.run_id)
     assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    # Seeded and sequential: the same trials in the same order, the same best, the same refit model's metrics.
+    assert _trials(client, result.run_id) == _trials(client, again.run_id)
+    assert result.best_params == again.best_params
+    timings = ("fit_seconds",)
+    metrics = [
+        {k: v for k, v in client.get_run(r.run_id).data.metrics.items() if not k.endswith(timings)}
+        for r in (result, again)
+    ]
+    assert metrics[0] == metrics[1]
+    assert client.get_run(result.run_id).data.tags["lifecycle.reproducible"] == "exact"
 
 
 def test_timeout_stops_starting_trials_on_the_sequential_path_too(spark, settings, client):

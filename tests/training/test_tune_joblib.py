@@ -63,18 +63,26 @@ def test_grid_search_on_spark_matches_scikit_learn_and_logs_table_best_candidate
     np.testing.assert_allclose(logged.predict_proba(X_test), refit.predict_proba(X_test))
 
 
-def test_random_search_tries_n_iter_candidates_drawn_from_ranges(spark, settings, client):
+def test_random_search_tries_n_iter_candidates_drawn_from_ranges_and_repeats_them_exactly(spark, settings, client):
     space = {"n_estimators": {"low": 5, "high": 20, "int": True}, "max_depth": [2, 3]}
-    result = run(
-        spark,
-        settings,
-        TuneJoblibParams(data="diabetes", estimator="random_forest", search="random", space=space, n_iter=3, n_jobs=2),
+    params = TuneJoblibParams(
+        data="diabetes", estimator="random_forest", search="random", space=space, n_iter=3, n_jobs=2
     )
-    table = pd.DataFrame(**json.loads(mlflow.artifacts.load_text(f"runs:/{result.run_id}/tuning/cv_results.json")))
+    result, again = run(spark, settings, params), run(spark, settings, params)
+    tables = [
+        pd.DataFrame(**json.loads(mlflow.artifacts.load_text(f"runs:/{r.run_id}/tuning/cv_results.json")))
+        for r in (result, again)
+    ]
+    table = tables[0]
     assert len(table) == 3
     assert all(5 <= int(v) <= 20 for v in table["param_n_estimators"]) and set(table["param_max_depth"]) <= {"2", "3"}
     assert client.get_run(result.run_id).data.params["metric"] == "rmse"
     assert "rmse" in client.get_run(result.run_id).data.metrics
+    # Seeded candidates on seeded folds, fitted as two Spark tasks at a time: the same scores and best again.
+    scores = ["param_n_estimators", "param_max_depth", "mean_test_score", "std_test_score", "rank_test_score"]
+    pd.testing.assert_frame_equal(tables[0][scores], tables[1][scores])
+    assert result.best_params == again.best_params
+    assert client.get_run(result.run_id).data.metrics == client.get_run(again.run_id).data.metrics
 
 
 @pytest.mark.parametrize(
