@@ -56,6 +56,11 @@ def read_record(client: mlflow.MlflowClient, run_id: str) -> TrainingRecord:
     entry_point = tags.get(ENTRY_POINT_TAG)
     if entry_point not in REPRODUCIBLE_ENTRY_POINTS:
         made_by = tags.get("mlflow.project.entryPoint") or tags.get("mlflow.source.name") or "unknown code"
+        if made_by in REPRODUCIBLE_ENTRY_POINTS:
+            raise UserInputError(
+                f"run {run_id} ({made_by}) was made before training runs recorded what reproduce needs "
+                f"(it has no {ENTRY_POINT_TAG} tag): train it again to have a reproducible version"
+            )
         raise UserInputError(
             f"run {run_id} was not made by one of this project's training entry points "
             f"({', '.join(REPRODUCIBLE_ENTRY_POINTS)}) but by {made_by}: it has no record to replay"

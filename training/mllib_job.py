@@ -107,7 +107,9 @@ def in_a_fixed_layout(df: DataFrame) -> DataFrame:
     Read straight from files, that depends on how many files there are, how the file system lists them and the
     cluster's default parallelism; after this it depends on the data and the (recorded) shuffle partitions alone."""
     columns = [col(f.name) for f in df.schema.fields if not isinstance(f.dataType, T.MapType)]  # maps: no order
-    return df.repartition(*columns).sortWithinPartitions(*columns).cache()
+    # An explicit count: adaptive execution may merge a repartition by columns alone, by the shuffle's byte sizes.
+    partitions = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    return df.repartition(partitions, *columns).sortWithinPartitions(*columns).cache()
 
 
 def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None):
