@@ -68,7 +68,9 @@ def read_record(client: mlflow.MlflowClient, run_id: str) -> TrainingRecord:
     commit = tags.get(GIT_COMMIT_TAG)
     if not commit:
         raise UserInputError(f"run {run_id} recorded no git commit: its code was not a git checkout")
-    if tags.get(GIT_DIRTY_TAG) != "false":
+    if tags.get(GIT_DIRTY_TAG) is None:
+        raise UserInputError(f"run {run_id} did not record whether its tree was clean ({GIT_DIRTY_TAG})")
+    if tags[GIT_DIRTY_TAG] != "false":
         raise UserInputError(
             f"run {run_id} ran from a dirty tree (changes not committed on top of {commit[:12]}): "
             "the code that trained it is not in any commit"
