@@ -75,6 +75,11 @@ def log_new_params(params: dict[str, object]) -> None:
 _DUPLICATE_ROW_MARKERS = ("UniqueViolation", "IntegrityError", "duplicate key", "UNIQUE constraint failed")
 
 
+def is_duplicate_row(exc: Exception) -> bool:
+    """Whether the store refused a write because another writer inserted the same row an instant before."""
+    return any(marker in str(exc) for marker in _DUPLICATE_ROW_MARKERS)
+
+
 def log_dataset(dataset, context: str) -> None:
     """`mlflow.log_input` for a dataset whose schema is computed here; MLflow's hint that integer columns cannot
     hold missing values concerns model signatures, not ids and labels in a logged dataset.
@@ -90,7 +95,7 @@ def log_dataset(dataset, context: str) -> None:
                 mlflow.log_input(dataset, context=context)
             return
         except mlflow.exceptions.MlflowException as exc:
-            if attempt == 2 or not any(marker in str(exc) for marker in _DUPLICATE_ROW_MARKERS):
+            if attempt == 2 or not is_duplicate_row(exc):
                 raise
 
 

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from common.errors import UserInputError
+from common.tracking import is_duplicate_row
 from common.tracking_errors import tracking_user
 
 LOCK_TAG = "lifecycle.promotion_lock"
@@ -45,12 +46,15 @@ def promotion_lock(
         if exc.error_code == "PERMISSION_DENIED":  # the first write of a promotion: nothing has changed yet
             raise UserInputError(f"permission denied: {tracking_user()} cannot change model {name}") from exc
         # SQLite refuses a write outright ("database is locked") when another writer upgrades its lock at the same
-        # instant: that other writer is a concurrent promotion, and our token was never written.
-        if exc.error_code != "TEMPORARILY_UNAVAILABLE":
+        # instant; and while the model has no lock tag yet, two first writes both insert it and the store refuses
+        # the second (a unique key). Either way the other writer is a concurrent promotion and our token was never
+        # written.
+        if exc.error_code != "TEMPORARILY_UNAVAILABLE" and not is_duplicate_row(exc):
             raise
         cause = exc.message.strip().splitlines()[0]  # SQLAlchemy's message goes on with the SQL and a link
         raise PromotionConflict(
-            f"lost the race to promote {name}: the registry was locked by a concurrent promotion ({cause})"
+            f"lost the race to promote {name}: a concurrent promotion wrote to the registry at the same instant "
+            f"({cause})"
         ) from exc
     time.sleep(settle_s)  # let every caller that saw the lock free write its token; the last one written wins
     winner = client.get_registered_model(name).tags.get(LOCK_TAG)
