@@ -12,7 +12,6 @@ import hashlib
 import importlib.metadata
 import json
 import platform
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -20,8 +19,7 @@ import mlflow
 
 from common.datasets import BUNDLED
 from common.java import java_executable, java_version
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from common.tracking import git_tree_dirty
 
 ENTRY_POINT_TAG = "lifecycle.entry_point"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own; set for direct `python -m` runs by common.tracking
@@ -44,9 +42,10 @@ def record_training(entry_point: str, data: str, spark=None, not_exact: str | No
     used one (its settings decide how rows are split and folded). `not_exact`: why a rerun cannot match, if so."""
     environment = current_environment(spark)
     source, digest = data_fingerprint(data)
+    dirty = git_tree_dirty()
     tags = {
         ENTRY_POINT_TAG: entry_point,
-        GIT_DIRTY_TAG: _git_dirty(),
+        GIT_DIRTY_TAG: None if dirty is None else str(dirty).lower(),  # None: not a git checkout, not recorded
         DATA_SOURCE_TAG: source,
         EXACT_TAG: EXACT if not_exact is None else f"not exact: {not_exact}",
         **{VERSION_TAGS[k]: environment[k] for k in VERSION_TAGS if environment.get(k)},
@@ -126,21 +125,6 @@ def files_sha256(path: Path) -> str:
 
 def _is_data_file(file: Path, root: Path) -> bool:
     return not any(part.startswith(("_", ".")) for part in file.relative_to(root).parts)
-
-
-def _git_dirty() -> str | None:
-    """'true' when a tracked file differs from the commit (untracked files are not part of the code's record),
-    None when the project is not a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return "true" if out.stdout.strip() else "false"
 
 
 # Set on a model version by `reproduce` (shown in the UI's version page and by `history`).

@@ -13,7 +13,7 @@ import mlflow
 
 from common.settings import Settings
 
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a git checkout when the code is one
 logger = logging.getLogger(__name__)
 
 
@@ -153,10 +153,21 @@ def _tag_git_commit(run: mlflow.ActiveRun) -> None:
 
 
 def git_commit() -> str | None:
+    out = _git("rev-parse", "HEAD")
+    return out.strip() if out is not None else None
+
+
+def git_tree_dirty() -> bool | None:
+    """Whether a tracked file differs from the commit (untracked files are not part of the code's record); None
+    when the project is not a git checkout."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return bool(out.strip()) if out is not None else None
+
+
+def _git(*args: str) -> str | None:
+    """`git <args>` in the project's folder: its output, or None where git or the repository is missing."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=_PROJECT_ROOT, capture_output=True, text=True, timeout=10
-        )
+        out = subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None

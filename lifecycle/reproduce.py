@@ -13,28 +13,26 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mlflow
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel, resolve_model_uri
 from common.params import param, parse_params
-from common.provenance import EXACT_TAG, PROJECT_ROOT, REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG
+from common.provenance import EXACT_TAG, REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG
 from common.settings import Settings
 from common.spark import SparkStarter
-from common.tracking import job_settings, tracked_run
+from common.tracking import PROJECT_ROOT, job_settings, tracked_run
 from lifecycle.comparison import NOT_REPRODUCED, Comparison, compare_predictions, compare_runs
 from lifecycle.replay import replay, worktree
 from lifecycle.training_record import TrainingRecord, check_commit, check_data, check_environment, read_record
+from registry.gate import TEST_SPLIT, logged_test_split
 
 _logger = logging.getLogger(__name__)
-TEST_SPLIT = "data/test.parquet"  # what every training job logs as its held-out rows
 ORIGINAL_RUN_TAG = "lifecycle.reproduction.of_run_id"
 MODEL_ARTIFACT = "model"
 
@@ -66,7 +64,7 @@ class ReproductionResult:
         return "\n".join(lines + [f"  {line}" for line in c.differences()])
 
 
-def run(settings: Settings, params: ReproduceParams, spark: SparkStarter | None = None) -> ReproductionResult:
+def run(settings: Settings, params: ReproduceParams) -> ReproductionResult:
     """Every refusal comes before the reproduction run exists."""
     if params.tolerance < 0:
         raise UserInputError(f"tolerance must be 0 or more, got {params.tolerance}")
@@ -76,10 +74,10 @@ def run(settings: Settings, params: ReproduceParams, spark: SparkStarter | None 
     check_data(record)
     check_environment(record)
     check_commit(PROJECT_ROOT, record)
-    test_rows = _test_split(client, record.run_id)
+    test_rows = _test_split(record.run_id)
     if not record.exact:
         _logger.warning("run %s recorded that a rerun differs (%s)", record.run_id, record.run.data.tags[EXACT_TAG])
-    spark = spark or SparkStarter(settings, app_name="reproduce")
+    spark = SparkStarter(settings, app_name="reproduce")
 
     with tracked_run(settings, run_name=f"reproduce-{record.entry_point}") as active:
         mlflow.set_tags(_link_tags(record, model, active.info.experiment_id))
@@ -125,12 +123,11 @@ def _logged_model(experiment_id: str, run_id: str) -> ResolvedModel:
     return ResolvedModel(uri, uri, None, None, run_id)
 
 
-def _test_split(client: mlflow.MlflowClient, run_id: str) -> pa.Table:
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            return pq.read_table(client.download_artifacts(run_id, TEST_SPLIT, tmp))
-        except Exception as exc:
-            raise UserInputError(f"run {run_id} logged no test split ({TEST_SPLIT}) to compare predictions on") from exc
+def _test_split(run_id: str) -> pa.Table:
+    try:
+        return logged_test_split(run_id)
+    except Exception as exc:
+        raise UserInputError(f"run {run_id} logged no test split ({TEST_SPLIT}) to compare predictions on") from exc
 
 
 def _link_tags(record: TrainingRecord, model: ResolvedModel, experiment_id: str) -> dict[str, str]:

@@ -105,11 +105,7 @@ def evaluation_frame(client, candidate: ModelVersion, data: str | None) -> tuple
         table = pa.Table.from_pandas(load_table(data).frame, preserve_index=False)
     else:
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                local = mlflow.artifacts.download_artifacts(
-                    run_id=candidate.run_id, artifact_path="data/test.parquet", dst_path=tmp
-                )
-                table = pq.read_table(Path(local))
+            table = logged_test_split(candidate.run_id)
         except Exception as exc:
             raise UserInputError(
                 f"version {candidate.version}'s run logged no test split; pass data=<evaluation data>"
@@ -120,6 +116,17 @@ def evaluation_frame(client, candidate: ModelVersion, data: str | None) -> tuple
     if table.num_rows == 0:
         raise UserInputError("evaluation data has no labelled rows")
     return table, label, task
+
+
+TEST_SPLIT = "data/test.parquet"  # where every training job logs its held-out rows
+
+
+def logged_test_split(run_id: str) -> pa.Table:
+    """The held-out rows a training run logged, in the types they were written with (MLflow's error when it logged
+    none)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TEST_SPLIT, dst_path=tmp)
+        return pq.read_table(Path(local))
 
 
 def score_metrics(spark: SparkSession, model: ResolvedModel, rows: pa.Table, label: str, task: str) -> dict[str, float]:
