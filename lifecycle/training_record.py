@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from common.errors import UserInputError
 from common.provenance import (
@@ -25,6 +26,7 @@ from common.provenance import (
     current_environment,
     data_fingerprint,
 )
+from common.registry_lookup import is_not_found
 
 # The entry points whose runs produce a model from data and parameters alone.
 REPRODUCIBLE_ENTRY_POINTS = ("train_sklearn", "train_mllib", "train_per_group", "tune_hyperopt", "tune_joblib")
@@ -51,7 +53,12 @@ class TrainingRecord:
 
 def read_record(client: mlflow.MlflowClient, run_id: str) -> TrainingRecord:
     """The run's record, or the reason it is not one `reproduce` can use."""
-    run = client.get_run(run_id)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        if not is_not_found(exc):
+            raise
+        raise UserInputError(f"run {run_id} does not exist in the tracking store {mlflow.get_tracking_uri()}") from exc
     tags = run.data.tags
     entry_point = tags.get(ENTRY_POINT_TAG)
     if entry_point not in REPRODUCIBLE_ENTRY_POINTS:

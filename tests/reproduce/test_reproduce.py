@@ -109,6 +109,9 @@ def test_a_run_from_a_dirty_tree_or_not_from_a_training_entry_point_is_refused(
     not_ours = run_in_process("lifecycle.reproduce", ["--model-uri", "models:/m/2"])
     assert not_ours.returncode == 2
     assert "was not made by one of this project's training entry points" in not_ours.stderr
+    missing = run_in_process("lifecycle.reproduce", ["--model-uri", "runs:/0123456789abcdef/model"])
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error: run 0123456789abcdef does not exist in the tracking store sqlite:")
     for name in ("dirty", "m"):
         versions = client.search_model_versions(f"name = '{name}'")
         assert all(REPRODUCTION_VERDICT_TAG not in v.tags for v in versions)
