@@ -13,9 +13,9 @@ from pyspark.sql import types as T
 
 from bench._common import bench_settings, print_table, workdir
 from common.spark import build_spark
-from training.spark_model import log_spark_model
-from training.train_mllib import TrainMllibParams
-from training.train_mllib import run as train_mllib
+from training.mllib.model import log_spark_model
+from training.mllib.train_mllib import TrainMllibParams
+from training.mllib.train_mllib import run as train_mllib
 
 
 def _timed(action) -> float:

@@ -19,9 +19,9 @@ from pyspark.sql import types as T
 
 from bench._common import bench_settings, best_time, print_table, workdir, write_parquet_files
 from common.spark import build_spark
-from scoring.score import score_dataframe
-from training.mllib_pipeline import PREDICTION, MllibSpec, build_pipeline, plan_features
-from training.spark_model import log_spark_model
+from scoring.batch.dataframe import score_dataframe
+from training.mllib.model import log_spark_model
+from training.mllib.pipeline import PREDICTION, MllibSpec, build_pipeline, plan_features
 from training.tasks import REGRESSION
 
 

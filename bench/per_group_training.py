@@ -17,8 +17,8 @@ from threadpoolctl import threadpool_limits
 from bench._common import bench_settings, best_time, print_table, workdir
 from common.iot_devices import GROUP, LABEL, generate
 from common.spark import build_spark
-from training._per_group_executor import GroupTrainingPlan, fit_group
-from training.per_group_training import train_groups
+from training.per_group.executor import GroupTrainingPlan, fit_group
+from training.per_group.steps import train_groups
 
 ESTIMATORS = ("random_forest", "logistic_regression")
 
@@ -29,7 +29,7 @@ def _loop(fleet, plan: GroupTrainingPlan) -> list[dict]:
 
 
 def _loop_one_thread(fleet, plan: GroupTrainingPlan) -> list[dict]:
-    """The same loop with BLAS limited to one thread, as the Spark tasks run (see _per_group_executor)."""
+    """The same loop with BLAS limited to one thread, as the Spark tasks run (see training.per_group.executor)."""
     with threadpool_limits(1):
         return _loop(fleet, plan)
 

@@ -24,8 +24,8 @@ from bench._common import (
     write_parquet_files,
 )
 from common.spark import build_spark
-from scoring.score import score_dataframe
-from training.sklearn_model import log_sklearn_model
+from scoring.batch.dataframe import score_dataframe
+from training.sklearn.model import log_sklearn_model
 
 MODELS = {
     "logistic regression": lambda: LogisticRegression(max_iter=1000),

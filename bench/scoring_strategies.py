@@ -13,7 +13,7 @@ run once).
 What a timed run includes:
 - the baselines and `ours: arrow / pandas / grouped / spark_udf`: Spark writing the scored DataFrame as Parquet
   (reading, scoring and writing; the model resolved, shipped and the plan made before the clock starts).
-- `ours: files`: scoring.file_scoring.run_files on a plan made before the clock starts (input listed, footers read,
+- `ours: files`: scoring.files.strategy.run_files on a plan made before the clock starts (input listed, footers read,
   slices cut, model shipped), i.e. the tasks reading, scoring and writing their parts, the driver's row checks and
   the staging folder's tidying; not the commit (one rename).
 - `score_batch job: files / arrow`: the whole of score_batch's `run` on the running session (model resolved,
@@ -46,12 +46,12 @@ from bench._common import bench_settings, print_table, synthetic_classification,
 from bench._inprocess import InProcessScorer
 from common.model_uri import resolve_model_uri
 from common.spark import build_spark
-from scoring import score_batch
-from scoring.file_scoring import plan_files, run_files
-from scoring.file_slices import list_parquet_input
-from scoring.plan import arrow_batch_rows
-from scoring.score import model_info, score_dataframe
-from training.sklearn_model import log_sklearn_model
+from scoring.batch import score_batch
+from scoring.batch.dataframe import model_info, score_dataframe
+from scoring.batch.plan import arrow_batch_rows
+from scoring.files.slices import list_parquet_input
+from scoring.files.strategy import plan_files, run_files
+from training.sklearn.model import log_sklearn_model
 
 MODELS = {
     "LR": lambda: LogisticRegression(max_iter=1000),

@@ -1,4 +1,4 @@
-"""Real-time serving: our scoring server (`python -m scoring.serve`) side by side with `mlflow models serve`.
+"""Real-time serving: our scoring server (`python -m scoring.serving.serve`) side by side with `mlflow models serve`.
 
     python -m bench.serving                        # full request counts (about 20 minutes on 2 cores)
     python -m bench.serving --quick                # fewer requests (about 7 minutes, half of it training)
@@ -178,7 +178,7 @@ class Servers:
 
     def ours(self, model_uri: str, reload_seconds: float = 5.0) -> Server:
         port = _free_port()
-        args = ["-m", "scoring.serve", "--model-uri", model_uri, "--port", str(port), "--host", "127.0.0.1"]
+        args = ["-m", "scoring.serving.serve", "--model-uri", model_uri, "--port", str(port), "--host", "127.0.0.1"]
         args += ["--workers", "1", "--reload-seconds", f"{reload_seconds:g}"]
         return self._start(f"ours {model_uri}", args, port)
 
@@ -448,8 +448,8 @@ def print_report(
         ])  # fmt: skip
         hows.append(f"  {name}: {ours.how}")
     print_table(
-        "Single-row requests over keep-alive HTTP, one worker each: ours (scoring.serve) vs mlflow models serve "
-        "(speed-up = mlflow p50 / ours p50; ratio = ours req/s / mlflow req/s)",
+        "Single-row requests over keep-alive HTTP, one worker each: ours (scoring.serving.serve) vs mlflow models "
+        "serve (speed-up = mlflow p50 / ours p50; ratio = ours req/s / mlflow req/s)",
         header,
         rows,
     )

@@ -10,8 +10,8 @@ exit. The rounds are interleaved (every command once per round) and the fastest 
 
 - `mlflow run . -e score_batch --env-manager local -P model_uri=... -P input=... -P output=...`, with the default
   strategy (`auto`, which takes `files` here) and with `-P strategy=arrow`;
-- `python -m scoring.score_batch --model-uri ... --input ... --output ...`, the same two;
-- `python -c "import scoring.score_batch"`, the same with `skops.io` (which loading a skops-format model imports:
+- `python -m scoring.batch.score_batch --model-uri ... --input ... --output ...`, the same two;
+- `python -c "import scoring.batch.score_batch"`, the same with `skops.io` (which loading a skops-format model imports:
   scikit-learn's every estimator module) and `mlflow --version`: interpreter start, imports and exit, no work.
 
 The difference between a `mlflow run` row and the `python -m` row of the same strategy is the MLflow CLI's wrapper
@@ -35,8 +35,8 @@ import mlflow
 
 from bench._common import bench_settings, print_table, workdir
 from common.datasets import load_table
-from training.train_sklearn import TrainSklearnParams
-from training.train_sklearn import run as train
+from training.sklearn.train_sklearn import TrainSklearnParams
+from training.sklearn.train_sklearn import run as train
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_NAME = "small_job"
@@ -74,7 +74,7 @@ def commands(model_uri: str, input_path: Path, python: str, mlflow_cli: str) -> 
         return [
             python,
             "-m",
-            "scoring.score_batch",
+            "scoring.batch.score_batch",
             "--model-uri",
             model_uri,
             "--input",
@@ -87,12 +87,16 @@ def commands(model_uri: str, input_path: Path, python: str, mlflow_cli: str) -> 
     return [
         Command("mlflow run -e score_batch (auto: files)", mlflow_run()),
         Command("mlflow run -e score_batch -P strategy=arrow", mlflow_run("-P", "strategy=arrow")),
-        Command("python -m scoring.score_batch (auto: files)", module()),
-        Command("python -m scoring.score_batch --strategy arrow", module("--strategy", "arrow")),
-        Command('python -c "import scoring.score_batch"', [python, "-c", "import scoring.score_batch"], job=False),
+        Command("python -m scoring.batch.score_batch (auto: files)", module()),
+        Command("python -m scoring.batch.score_batch --strategy arrow", module("--strategy", "arrow")),
         Command(
-            '  ... "import scoring.score_batch, skops.io"',
-            [python, "-c", "import scoring.score_batch, skops.io"],
+            'python -c "import scoring.batch.score_batch"',
+            [python, "-c", "import scoring.batch.score_batch"],
+            job=False,
+        ),
+        Command(
+            '  ... "import scoring.batch.score_batch, skops.io"',
+            [python, "-c", "import scoring.batch.score_batch, skops.io"],
             job=False,
         ),
         Command("mlflow --version", [mlflow_cli, "--version"], job=False),

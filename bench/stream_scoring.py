@@ -16,14 +16,14 @@ from sklearn.linear_model import LogisticRegression
 
 from bench._common import bench_settings, print_table, synthetic_classification, workdir, write_parquet_files
 from common.spark import build_spark
-from scoring import score_batch
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_stream import ScoreStreamParams
-from scoring.score_stream import run as run_stream
-from scoring.stream_state import StreamState
-from training.mllib_pipeline import PREDICTION, MllibSpec, build_pipeline, plan_features
-from training.sklearn_model import log_sklearn_model
-from training.spark_model import log_spark_model
+from scoring.batch import score_batch
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.stream.score_stream import ScoreStreamParams
+from scoring.stream.score_stream import run as run_stream
+from scoring.stream.state import StreamState
+from training.mllib.model import log_spark_model
+from training.mllib.pipeline import PREDICTION, MllibSpec, build_pipeline, plan_features
+from training.sklearn.model import log_sklearn_model
 from training.tasks import CLASSIFICATION
 
 

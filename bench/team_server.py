@@ -108,7 +108,7 @@ def register_versions(tracking_uri: str, count: int) -> list[str]:
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from training.sklearn_model import log_sklearn_model
+    from training.sklearn.model import log_sklearn_model
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("bench-promotions")

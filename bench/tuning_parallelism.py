@@ -18,10 +18,10 @@ from hyperopt import SparkTrials, Trials, fmin, tpe
 
 from bench._common import bench_settings, print_table, workdir
 from common.spark import build_spark
-from training.optuna_search import minimize_with_optuna
-from training.search_space import parse_space, to_hyperopt
-from training.tune_joblib import TuneJoblibParams, fit_on_spark, search_cv
-from training.tuning import prepare
+from training.tuning.optuna_search import minimize_with_optuna
+from training.tuning.search_space import parse_space, to_hyperopt
+from training.tuning.steps import prepare
+from training.tuning.tune_joblib import TuneJoblibParams, fit_on_spark, search_cv
 
 
 def _time_fmin(objective, space, trials, evals: int) -> float:

@@ -25,7 +25,7 @@ def filesystem_and_path(location: str) -> tuple[pafs.FileSystem, str]:
 
 
 class ArrowFS:
-    """The file system of `root`, with the operations a staged result needs (see scoring.output)."""
+    """The file system of `root`, with the operations a staged result needs (see scoring.batch.output)."""
 
     def __init__(self, root: str):
         self._fs, path = filesystem_and_path(root)

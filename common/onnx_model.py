@@ -129,7 +129,7 @@ def _float32_numbers(values: np.ndarray) -> np.ndarray:
 
 
 class _TitleStep:
-    """The project's title stage (training.mllib_features.TitleAgeImputerModel), in Python before the graph:
+    """The project's title stage (training.mllib.features.TitleAgeImputerModel), in Python before the graph:
     title = group 1 of the pattern on the name ("" -> the unknown title; no name -> no title); a missing age
     (None or NaN) = the title's learned mean age, else the overall mean learned in training."""
 

@@ -39,7 +39,7 @@ def parse_params(cls: type, argv: Sequence[str] | None):
     """The dataclass from the command line: `--some-name value` for each field `some_name`. The program is the
     entry point's module, described by the first line of its docstring."""
     module = sys.modules[cls.__module__]
-    # Run as `python -m training.train_sklearn` the module is __main__; its spec still knows its real name.
+    # Run as `python -m training.sklearn.train_sklearn` the module is __main__; its spec still knows its real name.
     name = getattr(module.__spec__, "name", None) or cls.__module__
     parser = argparse.ArgumentParser(
         prog=name.rsplit(".", 1)[-1], description=(module.__doc__ or "").strip().splitlines()[0]

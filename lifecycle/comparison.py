@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 
 from common.model_uri import ResolvedModel
 from common.provenance import SPARK_TAGS
-from scoring.score import score_resolved
+from scoring.batch.dataframe import score_resolved
 
 EXACT = "reproduced exactly"
 WITHIN_TOLERANCE = "reproduced within tolerance"

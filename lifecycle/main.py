@@ -18,11 +18,11 @@ from common.spark import build_spark
 from common.tracking import job_settings, tracked_run
 from registry import promote
 from registry.promote import PromoteParams
-from scoring import score_batch
-from scoring.score_batch import ScoreBatchParams
-from training import train_sklearn
-from training.estimators import ESTIMATORS
-from training.train_sklearn import TrainSklearnParams
+from scoring.batch import score_batch
+from scoring.batch.score_batch import ScoreBatchParams
+from training.sklearn import train_sklearn
+from training.sklearn.estimators import ESTIMATORS
+from training.sklearn.train_sklearn import TrainSklearnParams
 
 ID_COLUMN = "row_id"
 

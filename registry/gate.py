@@ -28,7 +28,7 @@ from common.columns import col
 from common.datasets import load_table
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel
-from scoring.score import score_resolved
+from scoring.batch.dataframe import score_resolved
 from training.evaluation import GREATER_IS_BETTER, classification_metrics, regression_metrics
 from training.registration import CLASSES_TAG
 from training.tasks import CLASSIFICATION, REGRESSION

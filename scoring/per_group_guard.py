@@ -1,6 +1,6 @@
-"""Per-group models (training/train_per_group.py) know only the groups they were trained on. Without a fallback,
-a row of another group would fail deep inside a Spark task; this checks the input's groups on the driver first,
-so the user gets one clear error and nothing is written."""
+"""Per-group models (training/per_group/train_per_group.py) know only the groups they were trained on. Without a
+fallback, a row of another group would fail deep inside a Spark task; this checks the input's groups on the driver
+first, so the user gets one clear error and nothing is written."""
 
 from __future__ import annotations
 

@@ -77,8 +77,8 @@ def client(settings) -> mlflow.MlflowClient:
 def production_model(settings):
     """A logistic regression on breast_cancer, registered as 'cancer' version 1 and promoted to Production."""
     from registry.stages import promote
-    from training.train_sklearn import TrainSklearnParams
-    from training.train_sklearn import run as train
+    from training.sklearn.train_sklearn import TrainSklearnParams
+    from training.sklearn.train_sklearn import run as train
 
     trained = train(
         settings, TrainSklearnParams(data="breast_cancer", estimator="logistic_regression", model_name="cancer")
@@ -93,7 +93,7 @@ def three_versions(settings, client):
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from training.sklearn_model import log_sklearn_model
+    from training.sklearn.model import log_sklearn_model
 
     X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
     model = LogisticRegression().fit(X, [0.0, 1.0, 0.0, 1.0])

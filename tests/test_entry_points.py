@@ -157,7 +157,7 @@ def test_mllib_pipeline_cross_validated_is_reproduced_promoted_and_scored_throug
     passengers.to_csv(source, index=False)
     out = tmp_path / "scored"
     args = ["--model-uri", "models:/titanic/production", "--input", str(source), "--output", str(out)]
-    stdout = _ok(run_in_process("scoring.score_batch", args))
+    stdout = _ok(run_in_process("scoring.batch.score_batch", args))
     assert "1313 rows in, 1313 rows out with titanic v1" in stdout
     scored = pd.read_parquet(out)
     assert sorted(scored["passenger_id"]) == list(range(1313)) and set(scored["prediction"]) <= {0, 1}
@@ -172,15 +172,15 @@ def test_score_stream_entry_point_scores_a_folder_and_stops(settings, production
     frame.iloc[300:].to_parquet(landing / "b.parquet", index=False)
     args = ["--model-uri", "models:/cancer/production", "--input", str(landing), "--output", str(tmp_path / "scored")]
     args += ["--checkpoint", str(tmp_path / "checkpoint"), "--ids", "row_id BIGINT", "--max-files-per-trigger", "1"]
-    stdout = _ok(run_in_process("scoring.score_stream", args))
+    stdout = _ok(run_in_process("scoring.stream.score_stream", args))
     assert "stream stopped (scored micro-batch(es) 0, 1)" in stdout
     scored = pd.read_parquet(tmp_path / "scored")
     assert sorted(scored["row_id"]) == list(range(569)) and sorted(scored["batch_id"].unique()) == [0, 1]
 
 
 def test_force_rollback_and_history_through_entry_points(settings, client, production_model, tmp_path, run_in_process):
-    from training.train_sklearn import TrainSklearnParams
-    from training.train_sklearn import run as train
+    from training.sklearn.train_sklearn import TrainSklearnParams
+    from training.sklearn.train_sklearn import run as train
 
     train(
         settings, TrainSklearnParams(data="breast_cancer", estimator="random_forest", model_name="cancer")

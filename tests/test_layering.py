@@ -87,3 +87,14 @@ def test_nothing_but_the_quickstart_imports_an_entry_point():
         if source != "lifecycle.main"
     )
     assert importers == []
+
+
+def test_no_private_module_is_imported_from_another_package():
+    """A `_module` is its package's own business; what another package needs is a public module (e.g. `executor`)."""
+    wrong = sorted(
+        f"{source} imports {target}"
+        for source, targets in _imports(_modules()).items()
+        for target in targets
+        if target.rsplit(".", 1)[-1].startswith("_") and target.rsplit(".", 1)[0] != source.rsplit(".", 1)[0]
+    )
+    assert wrong == []

@@ -40,19 +40,19 @@ def test_lock_pins_every_dependency_in_its_range():
 # Every MLproject entry point and the parameter dataclass its module declares.
 PARAMETERS = {
     "main": "lifecycle.main:MainParams",
-    "train_sklearn": "training.train_sklearn:TrainSklearnParams",
-    "train_mllib": "training.train_mllib:TrainMllibParams",
-    "train_per_group": "training.train_per_group:TrainPerGroupParams",
-    "tune_hyperopt": "training.tune_hyperopt:TuneHyperoptParams",
-    "tune_joblib": "training.tune_joblib:TuneJoblibParams",
-    "export_onnx": "training.export_onnx:ExportOnnxParams",
+    "train_sklearn": "training.sklearn.train_sklearn:TrainSklearnParams",
+    "train_mllib": "training.mllib.train_mllib:TrainMllibParams",
+    "train_per_group": "training.per_group.train_per_group:TrainPerGroupParams",
+    "tune_hyperopt": "training.tuning.tune_hyperopt:TuneHyperoptParams",
+    "tune_joblib": "training.tuning.tune_joblib:TuneJoblibParams",
+    "export_onnx": "training.mllib_onnx.export_onnx:ExportOnnxParams",
     "reproduce": "lifecycle.reproduce:ReproduceParams",
     "promote": "registry.promote:PromoteParams",
     "rollback": "registry.rollback:RollbackParams",
     "history": "registry.history:HistoryParams",
-    "score_batch": "scoring.score_batch:ScoreBatchParams",
-    "score_stream": "scoring.score_stream:ScoreStreamParams",
-    "serve": "scoring.serve:ServeParams",
+    "score_batch": "scoring.batch.score_batch:ScoreBatchParams",
+    "score_stream": "scoring.stream.score_stream:ScoreStreamParams",
+    "serve": "scoring.serving.serve:ServeParams",
 }
 
 
@@ -87,6 +87,7 @@ def test_mlproject_declares_exactly_the_dataclass_parameters_types_and_defaults(
     # The command passes every parameter to the module, which parses each into the dataclass's own default.
     module = PARAMETERS[entry_point].split(":")[0]
     assert entry["command"].split()[:3] == ["python", "-m", module]
+    assert module.rsplit(".", 1)[-1] == entry_point  # an entry point's module is named for it
     for name in declared:
         assert f"--{name.replace('_', '-')} {{{name}}}" in " ".join(entry["command"].split()), name
     required = {name: "x" for name, spec in declared.items() if "default" not in spec}

@@ -27,11 +27,11 @@ from mlflow.models import Model
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel
 from common.per_group_format import group_key, read_manifest, unseen_groups_message
-from scoring._executor import FRAME, ScoringPlan, load_model, predict
+from scoring.batch.dataframe import prediction_arrow_type
+from scoring.batch.executor import FRAME, ScoringPlan, load_model, predict
+from scoring.batch.plan import probability_kind
 from scoring.input_schema import require_named_signature
 from scoring.per_group_guard import group_column
-from scoring.plan import probability_kind
-from scoring.score import prediction_arrow_type
 from scoring.serving.request_body import InputColumn, ParsedRequest, RequestError, Rows, bind_columns, first_line
 
 _logger = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ class SparkBackend:
     def __init__(self, local: Path, signature):
         from pyspark.ml.feature import IndexToString
 
-        from scoring.spark_flavor import load_pipeline
+        from scoring.batch.spark_flavor import load_pipeline
 
         self._spark = _local_spark()
         self._pipeline = load_pipeline(str(local))
@@ -253,7 +253,7 @@ class SparkBackend:
     def predict(self, rows: Rows, probability: bool) -> Prediction:
         from pyspark.sql.pandas.types import from_arrow_type
 
-        from scoring.spark_flavor import transform_scored
+        from scoring.batch.spark_flavor import transform_scored
 
         schema = ", ".join(f"`{s.name}` {s.type.to_spark().simpleString()}" for s in self._signature.inputs.inputs)
         frame = rows.frame

@@ -13,10 +13,10 @@ import pytest
 from common.errors import UserInputError
 from common.onnx_model import ONNX_TAG, load_onnx_pipeline, read_parity
 from tests.training.test_train_sklearn import _artifact_paths
-from training import export_onnx
-from training.export_onnx import ExportOnnxParams
-from training.train_mllib import TrainMllibParams
-from training.train_mllib import run as train_mllib
+from training.mllib.train_mllib import TrainMllibParams
+from training.mllib.train_mllib import run as train_mllib
+from training.mllib_onnx import export_onnx
+from training.mllib_onnx.export_onnx import ExportOnnxParams
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_training_exports_the_registered_version_and_export_onnx_redoes_it(
     def broken(*args, **kwargs):
         raise RuntimeError("onnxruntime exploded")
 
-    monkeypatch.setattr("training.mllib_onnx.export.check_parity", broken)
+    monkeypatch.setattr("training.mllib_onnx.publish.check_parity", broken)
     outcome = export_onnx.run(spark, settings, ExportOnnxParams(model_uri="models:/titanic/1"))
     assert outcome.tag == "failed: RuntimeError: onnxruntime exploded" and not outcome.passed
     assert client.get_model_version("titanic", "1").tags[ONNX_TAG] == outcome.tag

@@ -1,4 +1,4 @@
-"""ONNX export of the pipelines training.mllib_pipeline builds: parity with Spark's own transform on held-out rows
+"""ONNX export of the pipelines training.mllib.pipeline builds: parity with Spark's own transform on held-out rows
 plus edge rows (unseen categories, nulls, NaN, values at the trees' thresholds), on varied shapes; stages without
 an exact converter refused by name. Pipelines are fitted directly (small trees) where MLflow is not the point."""
 
@@ -15,11 +15,11 @@ from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
 from pyspark.sql import types as T
 
 from common.onnx_model import load_onnx_pipeline
-from training.mllib_job import prepare_mllib
+from training.mllib.pipeline import MllibSpec
+from training.mllib.steps import prepare_mllib
 from training.mllib_onnx.convert import ColumnTypes, convert_pipeline
 from training.mllib_onnx.parity import DEFAULT_TOLERANCE, UNSEEN_CATEGORY, check_parity
 from training.mllib_onnx.saved_stages import UnsupportedPipeline
-from training.mllib_pipeline import MllibSpec
 
 
 def _export(spark, tmp_path, data: str, spec: MllibSpec):

@@ -11,12 +11,12 @@ from registry.lock import LOCK_TAG
 from registry.promote import PromoteParams
 from registry.promote import run as promote
 from registry.rollback import RollbackParams
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
 from tests.helpers import popen_module, scoring_frame
 from tests.registry.conftest import state
-from training.train_sklearn import TrainSklearnParams
-from training.train_sklearn import run as train
+from training.sklearn.train_sklearn import TrainSklearnParams
+from training.sklearn.train_sklearn import run as train
 
 
 @pytest.fixture
@@ -122,8 +122,8 @@ def test_evaluation_data_missing_a_feature_is_refused(spark, settings, champion_
 
 
 def test_an_mllib_model_passes_the_gate_on_its_logged_test_split(spark, settings, client):
-    from training.train_mllib import TrainMllibParams
-    from training.train_mllib import run as train_mllib
+    from training.mllib.train_mllib import TrainMllibParams
+    from training.mllib.train_mllib import run as train_mllib
 
     train_mllib(
         spark,

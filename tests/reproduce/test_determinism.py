@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 
 from common.datasets import load_table
-from training.mllib_job import prepare_mllib
-from training.mllib_pipeline import MllibSpec
+from training.mllib.pipeline import MllibSpec
+from training.mllib.steps import prepare_mllib
 
 
 def _fitted(spark, data: str, spec: MllibSpec):

@@ -5,7 +5,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from tests.helpers import scoring_frame
-from training.sklearn_model import log_sklearn_model
+from training.sklearn.model import log_sklearn_model
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ import pytest
 from common.errors import UserInputError
 from common.model_uri import resolve_model_uri
 from common.spark import SparkStarter
-from scoring._file_task import part_name, score_slice
-from scoring.file_scoring import list_files_input, plan_files, run_files
-from scoring.file_slices import cut_slices, list_parquet_input
-from scoring.score import model_info
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
+from scoring.batch.dataframe import model_info
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
+from scoring.files.executor import part_name, score_slice
+from scoring.files.slices import cut_slices, list_parquet_input
+from scoring.files.strategy import list_files_input, plan_files, run_files
 from tests.helpers import run_module, scoring_frame
 
 
@@ -81,7 +81,7 @@ def test_auto_scores_parquet_with_files_and_says_why_other_inputs_take_arrow(
     frame.to_parquet(parquet, index=False)
     frame.to_csv(csv, index=False)
 
-    with caplog.at_level(logging.INFO, logger="scoring.score_batch"):
+    with caplog.at_level(logging.INFO, logger="scoring.batch.score_batch"):
         from_parquet = _scored(spark, settings, "models:/cancer/production", str(parquet), tmp_path / "a", "auto")
         from_csv = _scored(spark, settings, "models:/cancer/production", str(csv), tmp_path / "b", "auto")
     assert client.get_run(from_parquet.run_id).data.params["scoring_path"] == "files"
@@ -224,7 +224,7 @@ def test_a_task_that_fails_once_is_retried_by_spark_and_writes_its_part_once(set
     marker = tmp_path / "failed-once"
     args = ["--model-uri", "models:/fails_once/1", "--input", source, "--output", str(tmp_path / "out")]
     env = {"SPARK_MASTER": "local[2,2]", "FAIL_ONCE_MARKER": str(marker)}
-    completed = run_module("scoring.score_batch", [*args, "--slice-rows", "100"], settings.tracking_uri, env)
+    completed = run_module("scoring.batch.score_batch", [*args, "--slice-rows", "100"], settings.tracking_uri, env)
 
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert marker.exists() and "this attempt fails on purpose" in completed.stderr  # one attempt did fail

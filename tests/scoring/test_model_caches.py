@@ -1,11 +1,11 @@
 """Jobs that follow the registry meet new versions for as long as they run: what they cache stays bounded."""
 
 from common.bounded_cache import MODEL_CACHE_SIZE
-from scoring import model_shipping
-from scoring.score import score_dataframe
+from scoring.batch import model_shipping
+from scoring.batch.dataframe import score_dataframe
 from tests.helpers import scoring_frame
-from training.train_sklearn import TrainSklearnParams
-from training.train_sklearn import run as train
+from training.sklearn.train_sklearn import TrainSklearnParams
+from training.sklearn.train_sklearn import run as train
 
 
 def test_following_more_versions_than_the_bound_keeps_only_the_latest_downloads(spark, settings, client):

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from common.errors import UserInputError
-from scoring.output import StagedOutput
+from scoring.batch.output import StagedOutput
 
 
 def _listing(folder):

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from common.errors import UserInputError
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
 from tests.helpers import scoring_frame
 
 OUTPUT_COLUMNS = ["row_id", "target", "prediction", "probability", "model_name", "model_version"]

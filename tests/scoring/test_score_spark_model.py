@@ -11,10 +11,10 @@ from pyspark.ml.functions import vector_to_array
 from common.datasets import load_table
 from common.errors import UserInputError
 from registry.stages import promote
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
-from training.train_mllib import TrainMllibParams
-from training.train_mllib import run as train_mllib
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
+from training.mllib.train_mllib import TrainMllibParams
+from training.mllib.train_mllib import run as train_mllib
 
 
 @pytest.fixture
@@ -94,9 +94,9 @@ def test_a_missing_feature_is_refused_for_mllib_models_too(
 def test_an_mllib_model_scores_a_csv_stream_with_unseen_categories_counted_per_batch(
     spark, settings, client, titanic_in_production, passengers, tmp_path
 ):
-    from scoring.score_stream import ScoreStreamParams
-    from scoring.score_stream import run as run_stream
-    from scoring.stream_state import StreamState
+    from scoring.stream.score_stream import ScoreStreamParams
+    from scoring.stream.score_stream import run as run_stream
+    from scoring.stream.state import StreamState
 
     frame, _ = passengers
     landing = tmp_path / "landing"
@@ -129,11 +129,11 @@ def test_a_strategy_is_ignored_for_an_mllib_model_with_a_log_line(
 ):
     import logging
 
-    from scoring.score import prediction_column, score_dataframe
+    from scoring.batch.dataframe import prediction_column, score_dataframe
 
     _, path = passengers
     df = spark.read.parquet(str(path))
-    with caplog.at_level(logging.INFO, logger="scoring.strategies"):
+    with caplog.at_level(logging.INFO, logger="scoring.batch.strategies"):
         chosen = score_dataframe(spark, df, "models:/titanic/production", strategy="pandas")
     assert (chosen.flavor, chosen.strategy) == ("spark", "spark_transform")
     assert "strategy 'pandas' ignored for titanic v1: an MLlib model scores through its own transform" in caplog.text

@@ -10,11 +10,11 @@ import pytest
 from common.errors import UserInputError
 from common.model_uri import resolve_model_uri
 from registry.stages import promote
-from scoring.score_stream import ScoreStreamParams, parse_trigger, run
-from scoring.stream_state import StreamState
+from scoring.stream.score_stream import ScoreStreamParams, parse_trigger, run
+from scoring.stream.state import StreamState
 from tests.helpers import scoring_frame
-from training.train_sklearn import TrainSklearnParams
-from training.train_sklearn import run as train
+from training.sklearn.train_sklearn import TrainSklearnParams
+from training.sklearn.train_sklearn import run as train
 
 
 def _config(tmp_path, **overrides) -> ScoreStreamParams:
@@ -219,8 +219,8 @@ def test_without_ids_the_stream_carries_the_same_columns_as_score_batch(
 ):
     import logging
 
-    from scoring.score_batch import ScoreBatchParams
-    from scoring.score_batch import run as score_batch
+    from scoring.batch.score_batch import ScoreBatchParams
+    from scoring.batch.score_batch import run as score_batch
 
     data = scoring_frame().drop(columns="target").iloc[:90]
     data.insert(1, "site", [f"site {i % 3}" for i in range(len(data))])  # a string id nobody declared
@@ -249,7 +249,7 @@ def test_without_ids_the_stream_carries_the_same_columns_as_score_batch(
     # A file without a column that was taken from the first files (not declared): scored, the column null there.
     later = scoring_frame().drop(columns="target").iloc[90:110]
     _land(later, tmp_path / "in", f"c.{fmt}", fmt=fmt)
-    with caplog.at_level(logging.WARNING, logger="scoring.stream_batch"):
+    with caplog.at_level(logging.WARNING, logger="scoring.stream.micro_batch"):
         run(spark, settings, _config(tmp_path, format=fmt))  # a restart, again without ids
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert out["row_id"].tolist() == list(range(110)) and list(out.columns) == list(stream_out.columns)

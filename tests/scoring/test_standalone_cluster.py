@@ -33,7 +33,9 @@ def test_score_batch_runs_unchanged_on_a_standalone_cluster(settings, production
     # executor, through the path the cluster shares (here the local disk of the one machine).
     args = ["--model-uri", "models:/cancer/production", "--input", str(source), "--output", str(out)]
     args += ["--slice-rows", "100"]
-    completed = run_module("scoring.score_batch", args, settings.tracking_uri, extra_env={"SPARK_MASTER": master_url})
+    completed = run_module(
+        "scoring.batch.score_batch", args, settings.tracking_uri, extra_env={"SPARK_MASTER": master_url}
+    )
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert "569 rows in, 569 rows out with cancer v1" in completed.stdout
     assert "scoring path files: 569 rows of 1 file(s), in 6 Spark tasks" in completed.stderr

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from common.errors import UserInputError
-from scoring._executor import FRAME_FROM_NDARRAY, NDARRAY
-from scoring.plan import plan_python_scoring
-from scoring.score import prediction_column, score_dataframe
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
-from scoring.strategies import STRATEGIES
+from scoring.batch.dataframe import prediction_column, score_dataframe
+from scoring.batch.executor import FRAME_FROM_NDARRAY, NDARRAY
+from scoring.batch.plan import plan_python_scoring
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
+from scoring.batch.strategies import STRATEGIES
 from tests.helpers import scoring_frame
 
 CONTRACT = ["row_id", "target", "prediction", "probability", "model_name", "model_version"]
@@ -61,7 +61,7 @@ def test_workers_get_numpy_when_the_model_takes_it_and_a_named_frame_when_it_sel
     from pyspark.sql import types as T
 
     from common.model_uri import resolve_model_uri
-    from scoring.score import model_info, prediction_arrow_type
+    from scoring.batch.dataframe import model_info, prediction_arrow_type
 
     planned = {}
     for name, uri in (("pipeline", "models:/cancer/1"), ("forest", "models:/wine_forest/1")):
@@ -149,7 +149,7 @@ def test_model_size_is_logged_and_a_large_model_against_executor_memory_warns(
     size = len(pickle.dumps(loaded, protocol=pickle.HIGHEST_PROTOCOL))
     assert size > sum(tree.tree_.node_count for tree in loaded.estimators_) * 8  # the trees' arrays are counted
 
-    with caplog.at_level(logging.WARNING, logger="scoring.model_size"):
+    with caplog.at_level(logging.WARNING, logger="scoring.batch.model_size"):
         quiet = score_batch(
             spark,
             settings,
@@ -169,7 +169,7 @@ def test_model_size_is_logged_and_a_large_model_against_executor_memory_warns(
     assert run.metrics["executor_memory_bytes"] == 2**30
 
     threshold = size / 2**30  # one copy fits under this fraction of executor memory; two copies do not
-    with caplog.at_level(logging.WARNING, logger="scoring.model_size"):
+    with caplog.at_level(logging.WARNING, logger="scoring.batch.model_size"):
         score_batch(
             spark,
             settings,
@@ -184,7 +184,7 @@ def test_model_size_is_logged_and_a_large_model_against_executor_memory_warns(
 
 
 def test_batch_rows_follow_the_row_width_and_apply_only_inside_the_block(spark):
-    from scoring.plan import arrow_batch_rows, batch_rows
+    from scoring.batch.plan import arrow_batch_rows, batch_rows
 
     assert batch_rows(10) == 50_000  # narrow rows: the largest batch
     assert batch_rows(300) == 8 * 2**20 // (8 * 301)  # 3,483 rows: about 8 MB of values per batch

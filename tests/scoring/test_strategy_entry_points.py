@@ -30,9 +30,9 @@ def test_score_batch_entry_point_takes_a_strategy_and_refuses_an_unknown_one(
 
 
 def test_an_unknown_strategy_exits_2_with_one_line_and_writes_nothing(settings, production_model, tmp_path, capsys):
-    """The command as `python -m scoring.score_batch` runs it, in-process: refused before anything is written."""
+    """The command as `python -m scoring.batch.score_batch` runs it, in-process: refused before anything is written."""
     from common.cli import run_cli
-    from scoring.score_batch import main
+    from scoring.batch.score_batch import main
 
     args = ["--model-uri", "models:/cancer/production", "--input", str(tmp_path / "in.parquet")]
     with pytest.raises(SystemExit) as exited:

@@ -53,7 +53,7 @@ def test_kill_and_restart_twice_loses_and_duplicates_nothing(
     log = tmp_path / "stream.log"
     for _ in range(KILLS):
         committed = _committed(tmp_path / "out")
-        job = start_module("scoring.score_stream", [*args, "--trigger", "1 second"], settings.tracking_uri, log)
+        job = start_module("scoring.stream.score_stream", [*args, "--trigger", "1 second"], settings.tracking_uri, log)
         # Kill mid-stream: once this run has committed a batch of its own, at a random moment within the next ones.
         deadline = time.monotonic() + 120
         while _committed(tmp_path / "out") <= committed and time.monotonic() < deadline and job.poll() is None:
@@ -66,7 +66,7 @@ def test_kill_and_restart_twice_loses_and_duplicates_nothing(
     feeder.join()
     # The last start drains what is left, in-process (a fourth JVM start proves nothing the three above do not): it
     # still starts on the checkpoint and the half-written output the last killed process left behind.
-    drained = run_in_process("scoring.score_stream", [*args, "--trigger", "available_now"])
+    drained = run_in_process("scoring.stream.score_stream", [*args, "--trigger", "available_now"])
     assert drained.returncode == 0, drained.stderr[-4000:]
 
     out = spark.read.parquet(str(tmp_path / "out"))

@@ -10,11 +10,11 @@ from pyspark.sql import types as T
 from sklearn.linear_model import LogisticRegression
 
 from common.errors import UserInputError
-from scoring.score import prediction_column, score_dataframe
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
-from scoring.strategies import STRATEGIES
-from training.sklearn_model import log_sklearn_model
+from scoring.batch.dataframe import prediction_column, score_dataframe
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
+from scoring.batch.strategies import STRATEGIES
+from training.sklearn.model import log_sklearn_model
 
 N_FEATURES, N_ROWS = 300, 240
 NAMES = [f"f{i}" for i in range(N_FEATURES)]
@@ -99,12 +99,15 @@ def test_prediction_column_on_300_named_columns_in_reverse_order(spark, settings
 
 
 def test_score_batch_command_takes_the_features_column(spark, settings, wide_model, tmp_path, run_in_process):
-    """The command in-process (`python -m scoring.score_batch` in a process of its own: test_standalone_cluster)."""
+    """The command in-process (`python -m scoring.batch.score_batch` in a process of its own:
+    test_standalone_cluster)."""
     model, frame = wide_model
     rows = [(int(i), row.tolist()) for i, row in zip(frame["id"], frame[NAMES].to_numpy(), strict=True)]
     pd.DataFrame(rows, columns=["id", "features"]).to_parquet(tmp_path / "arrays.parquet", index=False)
     args = ["--model-uri", "models:/wide/1", "--input", str(tmp_path / "arrays.parquet"), "--output"]
-    completed = run_in_process("scoring.score_batch", [*args, str(tmp_path / "out"), "--features-column", "features"])
+    completed = run_in_process(
+        "scoring.batch.score_batch", [*args, str(tmp_path / "out"), "--features-column", "features"]
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert f"scored {N_ROWS} rows in, {N_ROWS} rows out with wide v1" in completed.stdout
     written = pd.read_parquet(tmp_path / "out").sort_values("id", ignore_index=True)

@@ -43,27 +43,27 @@ def train(trainer: str, spark, settings, shape: Shape, data: Path, model_name: s
     """The job's own `run`, as its entry point calls it: small models (fast), ids excluded, registered."""
     common = dict(data=str(data), label=shape.label, exclude=tuple(shape.ids), model_name=model_name)
     if trainer == "sklearn":
-        from training.train_sklearn import TrainSklearnParams, run
+        from training.sklearn.train_sklearn import TrainSklearnParams, run
 
         return run(settings, TrainSklearnParams(estimator="random_forest", hyperparams=SKLEARN_HYPERPARAMS, **common))
     if trainer == "mllib":
-        from training.train_mllib import TrainMllibParams, run
+        from training.mllib.train_mllib import TrainMllibParams, run
 
         return run(spark, settings, TrainMllibParams(num_trees=10, max_depth=5, **shape.mllib_kwargs, **common))
     if trainer == "per_group":
-        from training.train_per_group import TrainPerGroupParams, run
+        from training.per_group.train_per_group import TrainPerGroupParams, run
 
         params = TrainPerGroupParams(
             group=SITE, estimator="random_forest", hyperparams=SKLEARN_HYPERPARAMS, min_rows=5, **common
         )
         return run(spark, settings, params)
     if trainer == "hyperopt":
-        from training.tune_hyperopt import TuneHyperoptParams, run
+        from training.tuning.tune_hyperopt import TuneHyperoptParams, run
 
         params = TuneHyperoptParams(estimator="random_forest", space=TUNING_SPACE, max_evals=2, parallelism=1, **common)
         return run(spark, settings, params)
     if trainer == "joblib":
-        from training.tune_joblib import TuneJoblibParams, run
+        from training.tuning.tune_joblib import TuneJoblibParams, run
 
         params = TuneJoblibParams(estimator="random_forest", search="grid", space=TUNING_SPACE, top_k=1, **common)
         return run(spark, settings, params)

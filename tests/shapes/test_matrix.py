@@ -20,12 +20,12 @@ from registry.lock import promotion_lock
 from registry.promote import PromoteParams
 from registry.promote import run as promote
 from registry.stages import promote as move_to_stage
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
-from scoring.score_stream import ScoreStreamParams
-from scoring.score_stream import run as score_stream
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
 from scoring.serving.app import build_app
 from scoring.serving.model_holder import ModelHolder
+from scoring.stream.score_stream import ScoreStreamParams
+from scoring.stream.score_stream import run as score_stream
 from tests.asgi import post_json
 from tests.registry.conftest import state
 from tests.shapes import chain

@@ -11,10 +11,10 @@ import pytest
 
 from common.errors import UserInputError
 from registry.stages import promote as move_to_stage
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
-from scoring.score_stream import ScoreStreamParams
-from scoring.score_stream import run as score_stream
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
+from scoring.stream.score_stream import ScoreStreamParams
+from scoring.stream.score_stream import run as score_stream
 from tests.shapes import chain
 from tests.shapes.shapes import BY_ID
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from registry.stages import promote as move_to_stage
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
 from tests.helpers import run_entry_point
 from tests.registry.conftest import state
 from tests.shapes import chain
@@ -131,7 +131,7 @@ def test_a_shape_a_job_refuses_exits_2_with_one_line_before_any_run_or_version(
     data = tmp_path / "tiny.parquet"
     BY_ID["tiny_rare_class"].frame().to_parquet(data, index=False)
     args = ["--data", str(data), "--label", "target", "--exclude", "row_id", "--model-name", "tiny"]
-    completed = run_in_process("training.tune_joblib", args)
+    completed = run_in_process("training.tuning.tune_joblib", args)
 
     assert completed.returncode == 2, completed.stderr[-3000:]
     assert "Traceback" not in completed.stderr

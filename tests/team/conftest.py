@@ -109,7 +109,7 @@ def register_versions(experiment: str, name: str, count: int) -> list[str]:
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from training.sklearn_model import log_sklearn_model
+    from training.sklearn.model import log_sklearn_model
 
     X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
     mlflow.set_experiment(experiment)

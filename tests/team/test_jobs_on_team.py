@@ -49,9 +49,9 @@ def test_the_quickstart_runs_on_the_cluster_with_artifacts_through_the_server(te
 
 def test_an_mllib_pipeline_logged_through_the_server_scores_on_the_cluster(team, spark, admin_client, tmp_path):
     """A Spark-native model, saved by the driver and uploaded through the server (with its ONNX export), then
-    scored on the cluster from its registry URI by `python -m scoring.score_batch`. (Fitted on the session's local
+    scored on the cluster from its registry URI by `python -m scoring.batch.score_batch`. (Fitted on the session's local
     Spark: fitting on executors is what the quickstart's own Spark jobs already show.)"""
-    from training import train_mllib
+    from training.mllib import train_mllib
 
     trained = train_mllib.main(["--data", "penguins", "--label", "species", "--num-trees", "10",
                                 "--model-name", "penguins"])  # fmt: skip
@@ -62,7 +62,7 @@ def test_an_mllib_pipeline_logged_through_the_server_scores_on_the_cluster(team,
     scoring_frame("penguins").to_parquet(source, index=False)
     out = tmp_path / "scored"
     cluster = team_env(team, SPARK_MASTER=team.spark.master_url, MLFLOW_EXPERIMENT_NAME="team-mllib")
-    command = python_module("scoring.score_batch", "--model-uri", f"models:/penguins/{version.version}",
+    command = python_module("scoring.batch.score_batch", "--model-uri", f"models:/penguins/{version.version}",
                             "--input", str(source), "--output", str(out))  # fmt: skip
     scored = run_job(command, cluster)
     assert scored.returncode == 0, scored.stderr[-3000:]
@@ -75,8 +75,8 @@ def test_per_group_training_stream_scoring_and_the_registry_jobs_against_the_ser
     """The jobs that need no cluster, each through its own `main` as `python -m` calls it, against the server
     (in this process, on the session's local Spark: the server is what is under test here)."""
     from registry import history, promote, rollback
-    from scoring import score_stream
-    from training import train_per_group
+    from scoring.stream import score_stream
+    from training.per_group import train_per_group
 
     # Six of the fifty devices: what is under test is the server, not the size of the fleet.
     devices = scoring_frame("iot_devices")

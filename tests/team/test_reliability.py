@@ -32,7 +32,7 @@ def test_two_tuning_jobs_at_once_log_every_trial_as_a_child_run(team, admin_clie
     env = team_env(team, MLFLOW_EXPERIMENT_NAME="team-tuning")
     space = '{"C": {"low": 0.01, "high": 10, "log": true}}'
     jobs = [
-        _start(python_module("training.tune_hyperopt", "--estimator", "logistic_regression", "--space", space,
+        _start(python_module("training.tuning.tune_hyperopt", "--estimator", "logistic_regression", "--space", space,
                              "--max-evals", "8", "--parallelism", "2", "--model-name", f"tuned-{i}"), env)
         for i in range(2)
     ]  # fmt: skip
@@ -103,7 +103,7 @@ def test_a_server_killed_mid_job_fails_it_in_one_line_and_a_restart_loses_nothin
     # retries here so the job gives up while the server is down.
     env = team_env(team, MLFLOW_EXPERIMENT_NAME="team-crash", MLFLOW_HTTP_REQUEST_MAX_RETRIES="1",
                    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1")  # fmt: skip
-    job = _start(python_module("training.train_sklearn", "--model-name", "crashed"), env)
+    job = _start(python_module("training.sklearn.train_sklearn", "--model-name", "crashed"), env)
     deadline = time.monotonic() + 180
     while not _has_runs(admin_client, "team-crash"):
         assert job.poll() is None and time.monotonic() < deadline, "the job never started logging"

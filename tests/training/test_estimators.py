@@ -4,7 +4,7 @@ from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from common.errors import UserInputError
-from training.estimators import ESTIMATORS, build_estimator, build_pipeline
+from training.sklearn.estimators import ESTIMATORS, build_estimator, build_pipeline
 from training.tasks import split_features
 
 

@@ -1,7 +1,7 @@
 import pytest
 from pyspark.ml import Pipeline, PipelineModel
 
-from training.mllib_features import UNKNOWN_TITLE, TitleAgeImputer, TitleAgeImputerModel
+from training.mllib.features import UNKNOWN_TITLE, TitleAgeImputer, TitleAgeImputerModel
 
 TRAINING = [
     ("Allen, Miss Elisabeth", 20.0),

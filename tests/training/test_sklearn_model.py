@@ -3,7 +3,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from common.errors import UserInputError
-from training.sklearn_model import pinned_requirements, skops_trusted_types
+from training.sklearn.model import pinned_requirements, skops_trusted_types
 
 
 def test_trusted_types_are_exactly_what_the_model_needs():

@@ -5,8 +5,8 @@ from pyspark.ml import PipelineModel
 
 from common.errors import UserInputError
 from tests.training.test_train_sklearn import _artifact_paths
-from training.mllib_features import TitleAgeImputerModel
-from training.train_mllib import TrainMllibParams, run
+from training.mllib.features import TitleAgeImputerModel
+from training.mllib.train_mllib import TrainMllibParams, run
 
 
 def test_titanic_pipeline_with_title_stage_is_tracked_and_registered(spark, settings, client):

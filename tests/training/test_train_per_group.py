@@ -9,12 +9,12 @@ import skops.io as sio
 
 from common.errors import UserInputError
 from common.iot_devices import generate
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
 from tests.helpers import run_entry_point
 from tests.reproduce.checks import assert_reproduced_exactly, logged_test_rows, reproduce
-from training.per_group_model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
-from training.train_per_group import TrainPerGroupParams, run
+from training.per_group.model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
+from training.per_group.train_per_group import TrainPerGroupParams, run
 
 SKIPPED = {
     "dev-0047": "one class: failure is 0 in all 200 labeled rows",
@@ -290,7 +290,7 @@ def test_train_per_group_through_mlflow_run_and_its_version_reproduced(
     # The refusal from the same command in-process (a failing job's exit through `mlflow run` is proven in
     # tests/test_entry_points.py): one line, exit 2 (common.cli), nothing tracked.
     args = [f"--{key}={value}" for key, value in {**params, "group": "site"}.items()]
-    refused = run_in_process("training.train_per_group", args)
+    refused = run_in_process("training.per_group.train_per_group", args)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.startswith("error: group column 'site' not found; columns are: device_type, temperature_c")
     # The training, the reproduction and its replay: the refused job tracked nothing.

@@ -9,7 +9,7 @@ import yaml
 from common.errors import UserInputError
 from common.params import parse_params
 from training.evaluation import evaluate
-from training.train_sklearn import TrainSklearnParams, run
+from training.sklearn.train_sklearn import TrainSklearnParams, run
 
 
 def _artifact_paths(client, run_id, path=None):

@@ -7,11 +7,11 @@ import pytest
 
 from common.datasets import load_table
 from common.errors import UserInputError
-from training.estimators import build_pipeline
-from training.search_space import parse_space, to_grid
-from training.sklearn_fit import split_train_test
+from training.sklearn.estimators import build_pipeline
+from training.sklearn.fit import split_train_test
 from training.tasks import split_features
-from training.tune_hyperopt import TuneHyperoptParams, run
+from training.tuning.search_space import parse_space, to_grid
+from training.tuning.tune_hyperopt import TuneHyperoptParams, run
 
 C_SPACE = {"C": {"low": 0.01, "high": 10.0, "log": True}}
 
@@ -105,7 +105,7 @@ def test_default_spaces_are_grids_of_real_parameters():
 
 
 def test_mllib_tuning_runs_sequential_trials_says_so_and_registers_the_refit_pipeline(spark, settings, client, caplog):
-    caplog.set_level(logging.WARNING, logger="training.mllib_tuning")
+    caplog.set_level(logging.WARNING, logger="training.tuning.mllib_search")
     space = {"numTrees": {"low": 5, "high": 15, "int": True}, "maxDepth": [2, 4]}
     params = TuneHyperoptParams(
         library="mllib", data="penguins", label="body_mass_g", space=space, max_evals=2, parallelism=2, cv_folds=2,
@@ -191,7 +191,7 @@ def test_an_unknown_backend_is_refused(spark, settings):
 
 
 def test_mllib_tuning_with_the_optuna_backend_is_refused_before_spark_starts():
-    from training.tune_hyperopt import main
+    from training.tuning.tune_hyperopt import main
 
     with pytest.raises(UserInputError, match="backend='optuna' tunes scikit-learn estimators; MLlib pipelines use"):
         main(["--library", "mllib", "--backend", "optuna", "--data", "penguins", "--label", "body_mass_g"])

@@ -8,10 +8,10 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from common.datasets import load_table
 from common.errors import UserInputError
-from training.estimators import build_pipeline
-from training.sklearn_fit import split_train_test
+from training.sklearn.estimators import build_pipeline
+from training.sklearn.fit import split_train_test
 from training.tasks import split_features
-from training.tune_joblib import TuneJoblibParams, run
+from training.tuning.tune_joblib import TuneJoblibParams, run
 
 
 def _split(data="breast_cancer", label="target"):

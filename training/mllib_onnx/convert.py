@@ -1,4 +1,4 @@
-"""A saved MLlib PipelineModel (as training.mllib_pipeline builds them) -> one ONNX graph + its feed description.
+"""A saved MLlib PipelineModel (as training.mllib.pipeline builds them) -> one ONNX graph + its feed description.
 
 Read from the saved files only (no JVM): the spark flavor logs the pipeline under `<model dir>/sparkml`, next to the
 `MLmodel` file whose signature gives the raw input columns' types and the prediction's output type.

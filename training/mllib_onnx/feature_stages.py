@@ -34,11 +34,11 @@ def _column(stage: SavedStage, columns: dict[str, Column], name: str, kind: str)
 
 
 def title_pre_step(stage: SavedStage, columns: dict[str, Column], graph: GraphBuilder, first: bool) -> dict:
-    """The title stage (training.mllib_features) runs in Python before the graph (regular expressions have no
+    """The title stage (training.mllib.features) runs in Python before the graph (regular expressions have no
     exact ONNX equivalent); the graph gets the title as one more string input and the age already filled."""
     if not first:
         raise stage.refuse("the title stage is supported only as the pipeline's first stage")
-    from training.mllib_features import _TITLE_PATTERN, UNKNOWN_TITLE  # the stage's own definitions
+    from training.mllib.features import _TITLE_PATTERN, UNKNOWN_TITLE  # the stage's own definitions
 
     name_col, age_col, title_col = (stage.param(p) for p in ("nameCol", "ageCol", "titleCol"))
     _column(stage, columns, name_col, "string")
@@ -102,7 +102,7 @@ def one_hot_encoder(stage: SavedStage, columns: dict[str, Column], graph: GraphB
         columns[target] = Column(graph.op("Cast", [hot], target, to=TensorProto.DOUBLE), "number", width=width)
 
 
-# Exactly what training.mllib_pipeline writes for boolean columns: SELECT *, CAST(`b` AS DOUBLE) AS `b_number`, ...
+# Exactly what training.mllib.pipeline writes for boolean columns: SELECT *, CAST(`b` AS DOUBLE) AS `b_number`, ...
 _QUOTED = r"`((?:[^`]|``)+)`"
 _CAST = rf"CAST\({_QUOTED} AS DOUBLE\) AS {_QUOTED}"
 _STATEMENT = re.compile(rf"SELECT \*, ({_CAST}(?:, {_CAST})*) FROM __THIS__")

@@ -3,7 +3,7 @@
 The rows are the run's held-out split plus generated edge rows: per string column an unseen category and a null;
 per numeric column a null (and NaN for floating columns); per boolean column null, true and false; the title
 stage's odd names; and numeric values exactly at the trees' continuous thresholds (where a float32 threshold, or
-a `<` for a `<=`, would go the other way). Spark's side is what batch scoring writes (scoring.spark_flavor):
+a `<` for a `<=`, would go the other way). Spark's side is what batch scoring writes (scoring.batch.spark_flavor):
 the prediction cast to the signature's output type, and the probability vector.
 
 Classifiers: predictions must be equal and probabilities within `tolerance` (absolute). Regressors: predictions
@@ -125,7 +125,7 @@ def check_parity(
 
 
 def _spark_scored(model: PipelineModel, rows: DataFrame, types: ColumnTypes, classifier: bool) -> pd.DataFrame:
-    """What scoring.spark_flavor.transform_scored writes, with the whole probability vector."""
+    """What scoring.batch.spark_flavor.transform_scored writes, with the whole probability vector."""
     transformed = model.transform(rows)
     columns = [F.col(_ROW), F.col("prediction").cast(types.output).alias("prediction")]
     if classifier:

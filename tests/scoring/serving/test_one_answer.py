@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 
 from common.onnx_model import ONNX_ARTIFACT_DIR, load_onnx_pipeline
-from scoring.score import prediction_column
-from scoring.score_batch import ScoreBatchParams
-from scoring.score_batch import run as score_batch
-from scoring.score_stream import ScoreStreamParams
-from scoring.score_stream import run as score_stream
+from scoring.batch.dataframe import prediction_column
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
 from scoring.serving.app import build_app
 from scoring.serving.model_holder import ModelHolder
+from scoring.stream.score_stream import ScoreStreamParams
+from scoring.stream.score_stream import run as score_stream
 from tests.asgi import post_json
 from tests.helpers import scoring_frame
 from tests.shapes.conftest import Store, using_store
@@ -38,12 +38,12 @@ MODELS = {
 
 @pytest.fixture(scope="module")
 def trained(spark, template_db, tmp_path_factory):
-    from training.train_mllib import TrainMllibParams
-    from training.train_mllib import run as train_mllib
-    from training.train_per_group import TrainPerGroupParams
-    from training.train_per_group import run as train_per_group
-    from training.train_sklearn import TrainSklearnParams
-    from training.train_sklearn import run as train_sklearn
+    from training.mllib.train_mllib import TrainMllibParams
+    from training.mllib.train_mllib import run as train_mllib
+    from training.per_group.train_per_group import TrainPerGroupParams
+    from training.per_group.train_per_group import run as train_per_group
+    from training.sklearn.train_sklearn import TrainSklearnParams
+    from training.sklearn.train_sklearn import run as train_sklearn
 
     store = Store(tmp_path_factory.mktemp("one-answer"))
     shutil.copy(template_db, store.db)

@@ -26,7 +26,7 @@ from scoring.serving.model_holder import ModelHolder
 from tests.asgi import call, post_json
 from tests.helpers import start_module
 from tests.shapes.conftest import Store, using_store
-from training.sklearn_model import log_sklearn_model
+from training.sklearn.model import log_sklearn_model
 
 CANCER = load_table("breast_cancer").frame
 FEATURES = CANCER.drop(columns=["target"])
@@ -207,7 +207,7 @@ def _wait_until_up(process, base: str, log: Path, seconds: float = 90) -> None:
 
 @pytest.fixture
 def server(store, tmp_path):
-    """Start `python -m scoring.serve` on a free port; stopped (with its process group) after the test."""
+    """Start `python -m scoring.serving.serve` on a free port; stopped (with its process group) after the test."""
     import os
     import signal
 
@@ -217,7 +217,7 @@ def server(store, tmp_path):
         port = _free_port()
         log = tmp_path / f"serve-{port}.log"
         process = start_module(
-            "scoring.serve", ["--model-uri", uri, "--port", str(port), *extra], store.uri, log
+            "scoring.serving.serve", ["--model-uri", uri, "--port", str(port), *extra], store.uri, log
         )  # fmt: skip
         started.append(process)
         base = f"http://127.0.0.1:{port}"
@@ -312,7 +312,7 @@ def test_the_serve_entry_point_answers_through_mlflow_run(store, tmp_path):
     ids=["unknown-model", "unknown-version", "artifacts-gone", "bad-port"],
 )
 def test_a_model_it_cannot_serve_exits_2_with_one_line_before_listening(store, capsys, uri, message):
-    from scoring.serve import main
+    from scoring.serving.serve import main
 
     with using_store(store), pytest.raises(SystemExit) as exited:
         main(["--model-uri", uri, "--port", "70000" if "port" in message else str(_free_port())])

@@ -1,0 +1,157 @@
+"""Library API: score Spark DataFrames with a model URI, for users' own Spark code and for our jobs.
+
+    from scoring.batch.dataframe import prediction_column, score_dataframe
+
+    scored = score_dataframe(spark, df, "models:/churn/production").frame   # ids + prediction (+ probability) ...
+    df.withColumn("churn", prediction_column(spark, "models:/churn/production"))  # a Column, bound by name
+
+Both bind input columns to the model's signature by name. `strategy` picks the scoring path (scoring.batch.strategies);
+`features_column` takes the features from one array / MLlib vector column instead of named columns.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+import pyarrow as pa
+from mlflow.models import ModelSignature
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_type
+
+from common.bounded_cache import MODEL_CACHE_SIZE
+from common.columns import col
+from common.errors import UserInputError
+from common.model_uri import ResolvedModel, resolve_model_uri
+from scoring.batch.executor import score_struct_arrays
+from scoring.batch.plan import plan_python_scoring
+from scoring.batch.spark_flavor import load_pipeline, transform_scored
+from scoring.batch.strategies import check_strategy, python_strategy, score_in_python, spark_model_strategy
+from scoring.input_schema import FeatureBinding, bind_features, expand_features_column, require_named_signature
+from scoring.per_group_guard import check_groups_known, group_column
+
+OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version")
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    frame: DataFrame  # passthrough ids + prediction (+ probability) + model_name + model_version
+    model: ResolvedModel
+    binding: FeatureBinding
+    flavor: str  # "spark" (scored in the JVM), "sklearn" or "python_function" (scored in Python workers)
+    strategy: str = "spark_transform"  # the path taken: arrow, pandas, grouped, spark_udf or spark_transform
+    observation: Observation | None = None  # counts gathered while the frame is written (unseen categories)
+    model_size_bytes: int | None = None  # in-memory size of one copy of a Python model (scoring.batch.model_size)
+    batch_rows: int | None = None  # rows per Arrow batch suited to this model and row width
+
+
+def score_dataframe(
+    spark: SparkSession, df: DataFrame, model_uri: str, strategy: str = "auto", features_column: str | None = None
+) -> ScoredFrame:
+    """Resolve `model_uri` once, bind `df`'s columns to the model's signature by name, and score lazily.
+
+    An MLlib model runs through its own `transform` in the JVM; a scikit-learn / pyfunc model is loaded once per
+    Python worker (not per batch or row) and scored with `strategy` (default: Arrow batches straight to NumPy).
+    """
+    check_strategy(strategy)
+    resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
+    return score_resolved(spark, df, resolved, strategy, features_column)
+
+
+def score_resolved(
+    spark: SparkSession,
+    df: DataFrame,
+    resolved: ResolvedModel,
+    strategy: str = "auto",
+    features_column: str | None = None,
+) -> ScoredFrame:
+    check_strategy(strategy)
+    info = model_info(mlflow.get_tracking_uri(), resolved.load_uri)
+    if features_column:
+        names = require_named_signature(info.signature, resolved.label).inputs.input_names()
+        df = expand_features_column(df, features_column, names)
+    routed_by = group_column(info.metadata)
+    binding = bind_features(df, info.signature, resolved.label, keep=(routed_by,) if routed_by else ())
+    clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
+    if clash:
+        raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
+    prediction_type = prediction_arrow_type(info.signature)
+    selected = binding.select(df)
+    observation = size = batch_rows = None
+    if "spark" in info.flavors:
+        path = spark_model_strategy(strategy, resolved.label)
+        scored, observation = transform_scored(
+            load_pipeline(resolved.load_uri), selected, binding.passthrough, from_arrow_type(prediction_type)
+        )
+        flavor = "spark"
+    else:
+        planned = plan_python_scoring(
+            spark,
+            resolved,
+            info.flavors,
+            binding.features,
+            binding.passthrough,
+            [selected.schema[name].dataType for name in binding.features],
+            prediction_type,
+        )
+        if routed_by:
+            check_groups_known(selected, info.metadata, planned.model_dir, resolved.label)
+        path = python_strategy(strategy)
+        scored = score_in_python(spark, path, selected, planned.plan, resolved.load_uri)
+        flavor, size, batch_rows = planned.plan.flavor, planned.size_bytes, planned.plan.chunk_rows
+    scored = scored.withColumn("model_name", F.lit(resolved.model_name).cast("string")).withColumn(
+        "model_version", F.lit(resolved.model_version).cast("string")
+    )
+    return ScoredFrame(scored, resolved, binding, flavor, path, observation, size, batch_rows)
+
+
+def prediction_column(spark: SparkSession, model_uri: str, df: DataFrame | None = None) -> Column:
+    """A Column holding the model's prediction, for `select` / `withColumn` in users' own Spark code.
+
+    The features go to the model as one struct of the signature's columns, so they bind by name (any column
+    order, no 255-argument limit). With `df`, its columns are checked against the signature now (missing
+    columns, wrong types), else when the column is used. The model is loaded once per Python worker.
+    """
+    from pyspark.sql.functions import arrow_udf
+
+    resolved = resolve_model_uri(mlflow.MlflowClient(), model_uri)
+    info = model_info(mlflow.get_tracking_uri(), resolved.load_uri)
+    signature = require_named_signature(info.signature, resolved.label)
+    if "spark" in info.flavors:
+        raise UserInputError(
+            f"model {resolved.label} is a Spark MLlib model: it scores through its own transform in the JVM, not "
+            "as a column expression; use score_dataframe"
+        )
+    if df is not None:
+        features = bind_features(df, signature, resolved.label).feature_columns
+    else:
+        features = [col(s.name).cast(s.type.to_spark()).alias(s.name) for s in signature.inputs.inputs]
+    names = signature.inputs.input_names()
+    types = [s.type.to_spark() for s in signature.inputs.inputs]
+    planned = plan_python_scoring(spark, resolved, info.flavors, names, [], types, prediction_arrow_type(signature))
+    plan = planned.plan
+
+    def predict(arrays: Iterator[pa.Array]) -> Iterator[pa.Array]:
+        yield from score_struct_arrays(arrays, plan)
+
+    udf = arrow_udf(predict, from_arrow_type(plan.prediction_type))  # Iterator -> Iterator: told by the type hints
+    return udf(F.struct(*features))
+
+
+def prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
+    outputs = signature.outputs
+    if outputs is None or len(outputs.inputs) != 1:
+        return pa.float64()
+    spec = outputs.inputs[0]
+    dtype = np.dtype(spec.type if outputs.is_tensor_spec() else spec.type.to_numpy())
+    return pa.string() if dtype.kind in "OUS" else pa.from_numpy_dtype(dtype)
+
+
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
+def model_info(tracking_uri: str, load_uri: str):
+    """A version's MLmodel never changes: read it once per driver (a stream asks for it every micro-batch)."""
+    return mlflow.models.get_model_info(load_uri)

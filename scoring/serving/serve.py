@@ -1,0 +1,77 @@
+"""Entry point `serve`: answer scoring requests over REST (MLflow's protocol) with a model URI, following the registry.
+
+python -m scoring.serving.serve --model-uri models:/titanic/production --port 5001
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from common.cli import run_cli
+from common.errors import UserInputError
+from common.params import param, parse_params
+from common.tracking import job_settings
+from scoring.serving.app import SETTINGS_VARIABLE, build_app
+from scoring.serving.model_holder import ModelHolder
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeParams:
+    model_uri: str = param(help="models:/<name>/<stage|version|latest>, models:/<name>@<alias>, runs:/...")
+    port: int = param(5001, help="TCP port")
+    host: str = param("127.0.0.1", help="address to bind; 0.0.0.0 to accept other machines")
+    workers: int = param(1, help="worker processes (one per core at most): each loads the model and polls the registry")
+    reload_seconds: float = param(10.0, help="how often a stage/alias URI is looked up again in the registry")
+    max_body_mb: float = param(10.0, help="largest request body accepted, in MiB (a larger one gets 413)")
+
+
+def check(params: ServeParams) -> None:
+    problems = []
+    if not 0 < params.port < 65536:
+        problems.append(f"port must be 1..65535, got {params.port}")
+    if params.workers < 1:
+        problems.append(f"workers must be at least 1, got {params.workers}")
+    if params.reload_seconds <= 0:
+        problems.append(f"reload_seconds must be positive, got {params.reload_seconds}")
+    if params.max_body_mb <= 0:
+        problems.append(f"max_body_mb must be positive, got {params.max_body_mb}")
+    if problems:
+        raise UserInputError("; ".join(problems))
+
+
+def serve(params: ServeParams) -> None:
+    """Load and probe the model first (a bad URI or a version that does not load exits 2 before anything listens),
+    then serve until stopped."""
+    import uvicorn
+
+    check(params)
+    job_settings()
+    holder = ModelHolder.load(params.model_uri, params.reload_seconds)
+    served = holder.current
+    following = f", following {params.model_uri} every {params.reload_seconds:g} s" if holder.follows else ""
+    print(f"serving {served.label} with {served.how}{following}", flush=True)
+    print(f"listening on http://{params.host}:{params.port}/invocations ({params.workers} worker(s))", flush=True)
+    max_body_bytes = int(params.max_body_mb * 2**20)
+    options = {"host": params.host, "port": params.port, "log_level": "warning", "access_log": False}
+    if params.workers == 1:
+        uvicorn.run(build_app(holder, max_body_bytes), **options)
+        return
+    # Each worker process loads the model itself (onnxruntime sessions and JVMs do not survive a fork).
+    settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds}
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings | {"max_body_bytes": max_body_bytes})
+    del holder, served
+    uvicorn.run("scoring.serving.app:app_from_environment", factory=True, workers=params.workers, **options)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_cli(lambda args: serve(parse_params(ServeParams, args)), argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Entry point `train_sklearn`: fit a scikit-learn model on a table, track everything, optionally register it.
+
+python -m training.sklearn.train_sklearn --data breast_cancer --estimator random_forest --model-name cancer
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from common.cli import run_cli
+from common.datasets import DEFAULT_LABEL, load_table
+from common.params import logged_params, param, parse_params
+from common.provenance import record_training
+from common.settings import Settings
+from common.tracking import job_settings, log_dataset, log_new_params, tracked_run
+from training.sklearn.estimators import ESTIMATOR_STEP, ESTIMATORS, build_pipeline
+from training.sklearn.fit import fit_and_log, split_train_test
+from training.tasks import TASK_CHOICES, TrainResult, check_test_fraction, split_features
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSklearnParams:
+    data: str = param("breast_cancer", help="Parquet/CSV path or a bundled data set name")
+    label: str = param(DEFAULT_LABEL)
+    estimator: str = param("random_forest", choices=sorted(ESTIMATORS))
+    task: str = param("auto", choices=TASK_CHOICES)
+    hyperparams: dict = param({}, help='JSON object, e.g. {"n_estimators": 200}')
+    seed: int = param(42)
+    test_fraction: float = param(0.2)
+    exclude: tuple[str, ...] = param((), help="comma-separated columns that are not features (ids)")
+    model_name: str | None = param(None, help="register the model under this name")
+
+
+def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
+    """Validate everything first, so bad input fails before a run or a model version exists."""
+    check_test_fraction(params.test_fraction)
+    table = load_table(params.data)
+    labeled = split_features(table.frame, params.label, params.task, list(params.exclude))
+    pipeline = build_pipeline(params.estimator, labeled, params.hyperparams, params.seed)
+    X_train, X_test, y_train, y_test = split_train_test(labeled, params.test_fraction, params.seed)
+    if labeled.rows_missing_label:
+        _logger.warning("left out %d row(s) whose label %r is missing", labeled.rows_missing_label, params.label)
+
+    with tracked_run(settings, run_name=f"train_sklearn-{params.estimator}") as active:
+        log_new_params(
+            {
+                **logged_params(params),
+                "resolved_task": labeled.task,
+                "n_features": labeled.features.shape[1],
+                "n_rows_train": len(X_train),
+                "n_rows_test": len(X_test),
+                "n_rows_missing_label": labeled.rows_missing_label,
+            }
+        )
+        log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})
+        log_dataset(table.to_mlflow_dataset(targets=params.label), context="training")
+        record_training("train_sklearn", params.data)
+
+        metrics, info, version = fit_and_log(
+            pipeline, labeled.task, X_train, X_test, y_train, y_test, params.model_name
+        )
+        _logger.info("run %s: %s", active.info.run_id, metrics)
+        return TrainResult(active.info.run_id, info.model_uri, labeled.task, metrics, params.model_name, version)
+
+
+def main(argv: Sequence[str] | None = None) -> TrainResult:
+    result = run(job_settings(), parse_params(TrainSklearnParams, argv))
+    print(result.summary())
+    return result
+
+
+if __name__ == "__main__":
+    run_cli(main)
