@@ -139,6 +139,10 @@ def read_spark_table(spark, path: str, fmt: str = "auto"):
     if fmt == "csv":
         reader = reader.options(**CSV_OPTIONS).option("inferSchema", "true")
     try:
+        if fmt == "parquet":  # nanosecond timestamps (pandas' default) read as microseconds, not refused
+            from common.parquet_time import read_parquet
+
+            return read_parquet(spark, path)
         return reader.format(fmt).load(path)
     except AnalysisException as exc:
         raise UserInputError(f"cannot read input {path!r} as {fmt}: {exc.getMessage().splitlines()[0]}") from exc

@@ -15,10 +15,11 @@ import mlflow
 from pyspark.sql import SparkSession
 
 from common.cli import run_cli
-from common.datasets import SPARK_FORMATS, read_spark_table
+from common.datasets import SPARK_FORMATS, read_spark_table, spark_format
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel, resolve_model_uri
 from common.params import logged_params, param, parse_params
+from common.parquet_time import check_microseconds, microsecond_parquet_output
 from common.settings import Settings
 from common.spark import SparkStarter
 from common.tracking import job_settings, log_dataset, log_new_params, spark_dataset, tracked_run
@@ -167,6 +168,8 @@ def _files_job(sessions: SparkStarter, p: ScoreBatchParams, files, resolved: Res
 
 def _spark_job(session: SparkSession, p: ScoreBatchParams, resolved: ResolvedModel) -> _Job:
     df = read_spark_table(session, p.input, p.input_format)
+    if spark_format(p.input, p.input_format) == "parquet":
+        check_microseconds(session, p.input)  # a nanosecond Spark cannot hold: refused now, in one line
     rows_in = df.count()
     _refuse_empty(rows_in, p.input)
     scored = score_resolved(session, df, resolved, p.strategy, p.features_column)
@@ -190,7 +193,7 @@ def _refuse_empty(rows: int, input: str) -> None:
 
 def _write_frame(spark: SparkSession, scored: ScoredFrame, staged: StagedOutput) -> int:
     """Spark writes the scored frame; the rows out are counted from what was written."""
-    with arrow_batch_rows(spark, scored.batch_rows):
+    with arrow_batch_rows(spark, scored.batch_rows), microsecond_parquet_output(spark):
         staged.write(scored.frame, lambda frame, path: frame.write.parquet(path))
     return spark.read.parquet(staged.staging.toString()).count()
 

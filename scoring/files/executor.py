@@ -156,7 +156,10 @@ def _scored_batch(model, columns: dict, task: FileTask, path: str):
     features = {}
     for name, target in zip(plan.features, task.feature_types, strict=True):
         features[name] = _cast(columns[name], target, name, path) if name in columns else pa.nulls(rows, target)
-    outputs = [features[name] if name in features else columns[name] for name in plan.passthrough]
+    outputs = [
+        _carried(features[name] if name in features else columns[name], task.output_schema.field(i).type, name, path)
+        for i, name in enumerate(plan.passthrough)
+    ]
     if rows:
         prediction, proba = predict(model, features_from_arrow(features, plan), plan)
         outputs += arrow_outputs(prediction, proba, plan)
@@ -167,6 +170,21 @@ def _scored_batch(model, columns: dict, task: FileTask, path: str):
         for v in (task.model_name, task.model_version)
     ]
     return pa.RecordBatch.from_arrays(outputs, schema=task.output_schema)
+
+
+def _carried(array, target, name: str, path: str):
+    """A pass-through column as the output holds it (scoring.files.column_types): a nanosecond timestamp as
+    microseconds, refused (naming the file and the column) if a value has nanoseconds."""
+    import pyarrow as pa
+
+    if array.type == target:
+        return array
+    try:
+        return array.cast(target)  # a safe cast: it fails rather than drop the nanoseconds
+    except pa.ArrowInvalid as exc:
+        from common.parquet_time import sub_microsecond_message
+
+        raise SliceError(f"input file {path}: {sub_microsecond_message(name)} ({exc})") from exc
 
 
 def _cast(array, target, name: str, path: str):

@@ -19,7 +19,7 @@ import pyarrow as pa
 from mlflow.models.model import ModelInfo
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
-from pyspark.sql.pandas.types import from_arrow_type, to_arrow_type
+from pyspark.sql.pandas.types import to_arrow_type
 
 from common.arrow_fs import filesystem_and_path
 from common.datasets import spark_format
@@ -28,25 +28,13 @@ from common.model_uri import ResolvedModel
 from scoring.batch.dataframe import OUTPUT_COLUMNS, prediction_arrow_type
 from scoring.batch.plan import driver_model, plan_python_scoring
 from scoring.batch.strategies import probability_type
+from scoring.files.column_types import output_type, spark_schema, uncarried_column
 from scoring.files.executor import FileTask, SliceResult, part_name, score_slice
 from scoring.files.slices import InputFiles, NotApplicable, Slice, cut_slices, list_parquet_input
 from scoring.input_schema import bind_features
 from scoring.per_group_guard import group_column
 
 _logger = logging.getLogger(__name__)
-
-# Arrow types a part file carries back to Spark unchanged (Spark reads them as the types it reads from the input).
-# Others (nanosecond or INT96 timestamps, nested types, dictionaries) take the `arrow` path, where Spark reads them.
-_ROUND_TRIP = (
-    pa.types.is_integer,
-    pa.types.is_floating,
-    pa.types.is_boolean,
-    pa.types.is_string,
-    pa.types.is_binary,
-    pa.types.is_date32,
-    pa.types.is_decimal,
-    lambda t: pa.types.is_timestamp(t) and t.unit in ("ms", "us"),
-)
 
 
 @dataclass(frozen=True)
@@ -74,9 +62,13 @@ def list_files_input(strategy: str, input: str, input_format: str, features_colu
         reason = f"{fmt.upper()} input is parsed by Spark"
     else:
         try:
-            return list_parquet_input(input), None
+            files = list_parquet_input(input)
         except NotApplicable as exc:
             reason = str(exc)
+        else:
+            reason = uncarried_column(files.schema)
+            if reason is None:
+                return files, None
     return _refused(strategy, reason)
 
 
@@ -113,8 +105,7 @@ def plan_files(
 ) -> FilesPlan:
     """Bind the first file's columns to the signature by name (the same checks and messages as every strategy),
     plan the model once, and cut the slices."""
-    spark_schema = _spark_schema(files.schema)
-    binding = bind_features(_SchemaOnly(spark_schema), info.signature, resolved.label)
+    binding = bind_features(_SchemaOnly(spark_schema(files.schema)), info.signature, resolved.label)
     clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
     if clash:
         raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
@@ -132,7 +123,9 @@ def plan_files(
     plan = planned.plan
     present = set(files.schema.names)
     passthrough_types = tuple(files.schema.field(name).type for name in binding.passthrough)
-    output_fields = [pa.field(name, t) for name, t in zip(binding.passthrough, passthrough_types, strict=True)]
+    output_fields = [
+        pa.field(name, output_type(t)) for name, t in zip(binding.passthrough, passthrough_types, strict=True)
+    ]
     output_fields.append(pa.field("prediction", plan.prediction_type))
     if plan.probability:
         output_fields.append(pa.field("probability", to_arrow_type(probability_type(plan.probability))))
@@ -163,17 +156,6 @@ class _SchemaOnly:
     def __init__(self, schema: T.StructType):
         self.schema = schema
         self.columns = schema.names
-
-
-def _spark_schema(schema: pa.Schema) -> T.StructType:
-    """The Spark types of the input's columns, as Spark would read them; a column whose type would not come back
-    unchanged through a part file makes the strategy not apply (named)."""
-    fields = []
-    for field in schema:
-        if not any(check(field.type) for check in _ROUND_TRIP):
-            raise NotApplicable(f"column {field.name!r} has Arrow type {field.type}")
-        fields.append(T.StructField(field.name, from_arrow_type(field.type), field.nullable))
-    return T.StructType(fields)
 
 
 def files_dataset(files: InputFiles, input: str):
