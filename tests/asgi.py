@@ -18,17 +18,26 @@ class Reply:
         return json.loads(self.body)
 
 
-def call(app, method: str, path: str, body: bytes = b"", content_type: str | None = None, query: str = "") -> Reply:
-    return asyncio.run(call_async(app, method, path, body, content_type, query))
+def call(
+    app, method: str, path: str, body: bytes = b"", content_type: str | None = None, query: str = "", headers=None
+) -> Reply:
+    return asyncio.run(call_async(app, method, path, body, content_type, query, headers))
 
 
 async def call_async(
-    app, method: str, path: str, body: bytes = b"", content_type: str | None = None, query: str = ""
+    app,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    content_type: str | None = None,
+    query: str = "",
+    extra_headers: dict[str, str] | None = None,
 ) -> Reply:
     """One request; several of them gathered on one event loop arrive at the app concurrently."""
     headers = [(b"content-length", str(len(body)).encode())]
     if content_type is not None:
         headers.append((b"content-type", content_type.encode()))
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra_headers or {}).items()]
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},

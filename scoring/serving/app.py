@@ -4,10 +4,15 @@
     GET  /health        200, JSON: the model URI, the version answering, how it answers, the last registry check
                         and why a newer version is not serving (if so)
     GET  /version       MLflow's version, as `mlflow models serve` answers
+    GET  /metrics       Prometheus' text format (scoring.serving.metrics)
     POST /invocations   {"predictions": [...], "model_name": ..., "model_version": ...}
 
 Every answer to /invocations carries `X-Model-Name` / `X-Model-Version` (and `X-Model-Uri`): with several workers,
-each follows the registry on its own, so two answers a second apart may come from two versions.
+each follows the registry on its own, so two answers a second apart may come from two versions. Every answer carries
+`X-Request-Id` (the client's, or a new one; scoring.serving.request_id), also written in the request's log lines.
+
+With an inference log (`log_dir`), each answered request's rows, predictions and probabilities, version, request id
+and time are queued for it (scoring.serving.inference_log); /health shows its counts, dropped rows among them.
 
 Probabilities: `"params": {"probability": true}` in a JSON body, or `?probability=true` (any content type). Then
 each prediction is `{"prediction": ..., "probability": ...}`: of the second class for two classes (as batch
@@ -25,18 +30,23 @@ import logging
 import os
 from argparse import ArgumentTypeError
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import mlflow
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from common.cli import boolean, configure_logging
 from scoring.serving.batching import Batcher
+from scoring.serving.inference_log import InferenceLog, LoggedRequest
+from scoring.serving.metrics import MetricsMiddleware, ServerMetrics
 from scoring.serving.model_holder import ModelHolder
-from scoring.serving.request_body import RequestError, bind_columns, content_type_of, first_line, parse_body
+from scoring.serving.request_body import RequestError, Rows, bind_columns, content_type_of, first_line, parse_body
+from scoring.serving.request_id import RequestIdMiddleware, current_request_id, tag_log_lines
 from scoring.serving.served_model import Prediction, ServedModel
 
 _logger = logging.getLogger(__name__)
@@ -51,14 +61,23 @@ def app_from_environment() -> Starlette:
     from common.tracking import job_settings
 
     configure_logging()  # a spawned process: the parent's logging setup did not come along
+    tag_log_lines()
     settings = json.loads(os.environ[SETTINGS_VARIABLE])
     job_settings()
     holder = ModelHolder.load(settings["model_uri"], settings["reload_seconds"])
-    return build_app(holder, settings["max_body_bytes"])
+    log = InferenceLog(settings["log_dir"]) if settings.get("log_dir") else None
+    return build_app(holder, settings["max_body_bytes"], log)
 
 
-def build_app(holder: ModelHolder, max_body_bytes: int) -> Starlette:
-    batcher = Batcher()
+def build_app(holder: ModelHolder, max_body_bytes: int, inference_log: InferenceLog | None = None) -> Starlette:
+    """The app; `inference_log` (optional) receives every answered request's rows. Its writer thread runs between
+    the app's startup and shutdown, and what is queued is written at shutdown."""
+    metrics = ServerMetrics()
+    batcher = Batcher(on_batch=metrics.observe_batch)
+    holder.on_swap = lambda outcome, previous, candidate: _count_swap(metrics, outcome, previous, candidate)
+    metrics.answering(holder.current.name, holder.current.version)
+    if inference_log is not None:
+        inference_log.on_dropped = metrics.log_dropped.inc
 
     async def ping(request: Request) -> Response:
         return PlainTextResponse("\n")
@@ -77,11 +96,16 @@ def build_app(holder: ModelHolder, max_body_bytes: int) -> Starlette:
                 "follows_registry": holder.follows,
                 "last_registry_check": status.last_check,
                 "error": status.error,
+                "inference_log": inference_log.status() if inference_log is not None else None,
             }
         )
 
     async def version(request: Request) -> Response:
         return PlainTextResponse(mlflow.__version__)
+
+    async def metrics_text(request: Request) -> Response:
+        body, media_type = metrics.scrape()
+        return Response(body, headers={"Content-Type": media_type})
 
     async def invocations(request: Request) -> Response:
         served = holder.current  # this request's version, whatever a swap does meanwhile
@@ -89,13 +113,19 @@ def build_app(holder: ModelHolder, max_body_bytes: int) -> Starlette:
             media = content_type_of(request.headers.get("content-type"))
             parsed = parse_body(await _read_body(request, max_body_bytes), media)
             wanted = _probability_requested(parsed.params, request.query_params.get("probability"))
-            prediction = await batcher.predict(served, bind_columns(parsed, served.inputs), wanted)
+            rows = bind_columns(parsed, served.inputs)
+            metrics.request_rows.observe(rows.n_rows)
+            # The log keeps a classifier's probabilities whether or not this client asked for them.
+            logs_probability = inference_log is not None and served.classes is not None
+            prediction = await batcher.predict(served, rows, wanted or logs_probability)
         except RequestError as exc:
             return _error(exc.status, exc.error_code, exc.message, served)
         except Exception as exc:  # noqa: BLE001 - the model failed: a short message, the traceback stays in the log
             _logger.exception("model %s failed on a request", served.label)
             return _error(500, "INTERNAL_ERROR", f"model {served.label} failed: {type(exc).__name__}: "
                           f"{first_line(exc)}", served)  # fmt: skip
+        if inference_log is not None:
+            _log_request(inference_log, rows, prediction, served)
         return _answer(prediction, wanted, served)
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -107,18 +137,46 @@ def build_app(holder: ModelHolder, max_body_bytes: int) -> Starlette:
     @asynccontextmanager
     async def lifespan(app):
         holder.start_following()
+        if inference_log is not None:
+            inference_log.start()
         yield
         holder.stop()
+        if inference_log is not None:
+            inference_log.close()  # what is still queued is written before the process ends
+        metrics.worker_stopped()
 
     return Starlette(
         routes=[
             Route("/ping", ping, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
+            Route("/metrics", metrics_text, methods=["GET"]),
             Route("/invocations", invocations, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
+    )
+
+
+def _count_swap(metrics: ServerMetrics, outcome: str, previous: ServedModel, candidate: ServedModel | None) -> None:
+    metrics.swaps.labels(outcome).inc()
+    if candidate is not None:
+        metrics.answering(candidate.name, candidate.version, previous=(previous.name or "", previous.version or ""))
+
+
+def _log_request(log: InferenceLog, rows: Rows, prediction: Prediction, served: ServedModel) -> None:
+    log.submit(
+        LoggedRequest(
+            columns=rows.columns,
+            n_rows=rows.n_rows,
+            predictions=prediction.values,
+            probability=prediction.probability,
+            model_name=served.name,
+            model_version=served.version,
+            request_id=current_request_id.get() or "",
+            scored_at=datetime.now(UTC),
+        )
     )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scoring.serving.request_body import Rows
@@ -31,14 +32,17 @@ class _Waiting:
 
 
 class Batcher:
-    def __init__(self, max_rows: int = MAX_BATCH_ROWS):
+    def __init__(self, max_rows: int = MAX_BATCH_ROWS, on_batch: Callable[[int, int], None] | None = None):
+        """`on_batch(requests, rows)` is told of every prediction call (the server's metrics)."""
         self._max_rows = max_rows
+        self._on_batch = on_batch or (lambda requests, rows: None)
         self._queue: deque[_Waiting] = deque()
         self._draining = False
 
     async def predict(self, served: ServedModel, rows: Rows, probability: bool) -> Prediction:
         served.check(rows, probability)  # a client's mistake is answered now, never fails a batch
         if not served.batches:
+            self._on_batch(1, rows.n_rows)
             return served.backend.predict(rows, probability)  # microseconds: on the loop, no thread hand-off
         waiting = _Waiting(served, rows, probability, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
@@ -51,6 +55,7 @@ class Batcher:
         try:
             while self._queue:
                 batch = self._next_batch()
+                self._on_batch(len(batch), sum(w.rows.n_rows for w in batch))
                 outcomes = await asyncio.to_thread(_predict_together, batch)
                 for waiting, outcome in zip(batch, outcomes, strict=True):
                     if isinstance(outcome, BaseException):

@@ -58,6 +58,8 @@ class ModelHolder:
         self._failed: dict[str, float] = {}  # load_uri -> when it failed, so a broken version is not retried each poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # on_swap(outcome, previous, candidate), outcome "done" or "refused": the server's metrics
+        self.on_swap: Callable[[str, ServedModel, ServedModel | None], None] = lambda *_: None
 
     @classmethod
     def load(cls, model_uri: str, reload_seconds: float, loader: Loader = load_served_model) -> ModelHolder:
@@ -110,10 +112,12 @@ class ModelHolder:
             reason = exc.args[0] if exc.args else type(exc).__name__
             self._record(f"{resolved.label} was not swapped in: {reason}; still serving {self.current.label}")
             _logger.warning("%s", self.status.error)
+            self.on_swap("refused", self.current, None)
             return
         previous, self.current = self.current, candidate
         self._failed.pop(resolved.load_uri, None)
         self._record(None)
+        self.on_swap("done", previous, candidate)
         _logger.info("now serving %s (%s), was %s", candidate.label, candidate.how, previous.label)
 
     def _record(self, error: str | None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,10 @@ from common.errors import UserInputError
 from common.params import param, parse_params
 from common.tracking import job_settings
 from scoring.serving.app import SETTINGS_VARIABLE, build_app
+from scoring.serving.inference_log import InferenceLog
+from scoring.serving.metrics import fresh_multiprocess_folder
 from scoring.serving.model_holder import ModelHolder
+from scoring.serving.request_id import tag_log_lines
 
 _logger = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ class ServeParams:
     workers: int = param(1, help="worker processes (one per core at most): each loads the model and polls the registry")
     reload_seconds: float = param(10.0, help="how often a stage/alias URI is looked up again in the registry")
     max_body_mb: float = param(10.0, help="largest request body accepted, in MiB (a larger one gets 413)")
+    log_dir: str | None = param(None, help="folder of the inference log (Parquet, read by monitor); empty: no log")
 
 
 def check(params: ServeParams) -> None:
@@ -51,6 +56,7 @@ def serve(params: ServeParams) -> None:
     import uvicorn
 
     check(params)
+    tag_log_lines()
     job_settings()
     holder = ModelHolder.load(params.model_uri, params.reload_seconds)
     served = holder.current
@@ -59,14 +65,21 @@ def serve(params: ServeParams) -> None:
     print(f"listening on http://{params.host}:{params.port}/invocations ({params.workers} worker(s))", flush=True)
     max_body_bytes = int(params.max_body_mb * 2**20)
     options = {"host": params.host, "port": params.port, "log_level": "warning", "access_log": False}
-    if params.workers == 1:
-        uvicorn.run(build_app(holder, max_body_bytes), **options)
-        return
-    # Each worker process loads the model itself (onnxruntime sessions and JVMs do not survive a fork).
-    settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds}
-    os.environ[SETTINGS_VARIABLE] = json.dumps(settings | {"max_body_bytes": max_body_bytes})
-    del holder, served
-    uvicorn.run("scoring.serving.app:app_from_environment", factory=True, workers=params.workers, **options)
+    if params.log_dir:
+        print(f"inference log: {params.log_dir}", flush=True)
+    metrics_folder = fresh_multiprocess_folder()  # before any metric exists, in this process or a worker
+    try:
+        if params.workers == 1:
+            log = InferenceLog(params.log_dir) if params.log_dir else None
+            uvicorn.run(build_app(holder, max_body_bytes, log), **options)
+            return
+        # Each worker process loads the model itself (onnxruntime sessions and JVMs do not survive a fork).
+        settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds, "log_dir": params.log_dir}
+        os.environ[SETTINGS_VARIABLE] = json.dumps(settings | {"max_body_bytes": max_body_bytes})
+        del holder, served
+        uvicorn.run("scoring.serving.app:app_from_environment", factory=True, workers=params.workers, **options)
+    finally:
+        shutil.rmtree(metrics_folder, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

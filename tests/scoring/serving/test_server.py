@@ -15,86 +15,20 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from bench.http_load import run_load
 from common.datasets import load_table
-from scoring.serving.app import build_app
-from scoring.serving.model_holder import ModelHolder
 from tests.asgi import call, post_json
 from tests.helpers import start_module
-from tests.shapes.conftest import Store, using_store
-from training.sklearn.model import log_sklearn_model
+from tests.scoring.serving.conftest import AlwaysFails, log_pyfunc, split_body
+from tests.shapes.conftest import using_store
 
 CANCER = load_table("breast_cancer").frame
 FEATURES = CANCER.drop(columns=["target"])
 
-
 # Plain test pyfuncs: MLflow suggests type hints on their predict when they are logged.
 pytestmark = pytest.mark.filterwarnings("ignore:.*Add type hints")
-
-
-class Exploding(mlflow.pyfunc.PythonModel):
-    """Fails on negative x: a model error the server must turn into a 500 and survive."""
-
-    def predict(self, context, model_input, params=None):
-        if (model_input["x"] < 0).any():
-            raise ArithmeticError("negative x: cannot take its logarithm\nsecond line that must not be shown")
-        return np.log1p(model_input["x"].to_numpy())
-
-
-class AlwaysFails(mlflow.pyfunc.PythonModel):
-    def predict(self, context, model_input, params=None):
-        raise RuntimeError("this version is broken")
-
-
-def _log_pyfunc(model, name: str) -> None:
-    example = pd.DataFrame({"x": [1.0, 2.0]})
-    signature = mlflow.models.infer_signature(example, np.array([0.1, 0.2]))
-    with mlflow.start_run():
-        mlflow.pyfunc.log_model(
-            name="model", python_model=model, signature=signature, registered_model_name=name, input_example=example
-        )
-
-
-@pytest.fixture(scope="module")
-def store(template_db, tmp_path_factory):
-    """cancer v1, v2 (two logistic regressions), exploding v1, diabetes v1 (a regressor), gone v1 (its files
-    deleted)."""
-    import shutil
-
-    store = Store(tmp_path_factory.mktemp("serving"))
-    shutil.copy(template_db, store.db)
-    with using_store(store):
-        mlflow.set_experiment("serving")  # artifacts under this store's folder
-        y = CANCER["target"]
-        for c in (1.0, 0.01):
-            with mlflow.start_run():
-                log_sklearn_model(LogisticRegression(C=c, max_iter=5000).fit(FEATURES, y), FEATURES, "cancer")
-        _log_pyfunc(Exploding(), "exploding")
-        diabetes = load_table("diabetes").frame
-        X = diabetes.drop(columns=["target"])
-        with mlflow.start_run():
-            log_sklearn_model(LinearRegression().fit(X, diabetes["target"]), X, "diabetes")
-        with mlflow.start_run():
-            info = log_sklearn_model(LinearRegression().fit(X, diabetes["target"]), X, "gone")
-        shutil.rmtree(mlflow.get_logged_model(info.model_id).artifact_location.removeprefix("file://"))
-    return store
-
-
-@pytest.fixture
-def app_for(store):
-    def build(uri: str, max_body_bytes: int = 10 * 2**20):
-        with using_store(store):
-            return build_app(ModelHolder.load(uri, reload_seconds=60), max_body_bytes)
-
-    return build
-
-
-def _split(frame: pd.DataFrame) -> dict:
-    return {"dataframe_split": json.loads(frame.to_json(orient="split"))}
 
 
 def test_predictions_and_probabilities_are_the_models_own_for_every_row(store, app_for):
@@ -102,7 +36,7 @@ def test_predictions_and_probabilities_are_the_models_own_for_every_row(store, a
     with using_store(store):
         model = mlflow.sklearn.load_model("models:/cancer/1")
 
-    reply = post_json(app, _split(FEATURES), query="probability=true")
+    reply = post_json(app, split_body(FEATURES), query="probability=true")
 
     assert reply.status == 200
     assert (reply.headers["x-model-name"], reply.headers["x-model-version"]) == ("cancer", "1")
@@ -124,7 +58,7 @@ def test_a_regressors_predictions_are_its_own_and_it_refuses_probabilities(store
         model = mlflow.sklearn.load_model("models:/diabetes/1")
 
     body = post_json(app, {"inputs": {name: X[name].tolist() for name in X.columns}}).json()
-    refused = post_json(app, {**_split(X.head(1)), "params": {"probability": True}})
+    refused = post_json(app, {**split_body(X.head(1)), "params": {"probability": True}})
 
     np.testing.assert_allclose(body["predictions"], model.predict(X), rtol=1e-12)
     assert refused.status == 400 and "not a classifier" in refused.json()["message"]
@@ -132,13 +66,13 @@ def test_a_regressors_predictions_are_its_own_and_it_refuses_probabilities(store
 
 def test_bad_requests_get_their_status_and_the_server_keeps_answering(app_for):
     app = app_for("models:/cancer/1", max_body_bytes=4096)
-    good = _split(FEATURES.head(1))
+    good = split_body(FEATURES.head(1))
 
     not_found = call(app, "GET", "/predict")
     wrong_method = call(app, "GET", "/invocations")
     malformed = call(app, "POST", "/invocations", b'{"dataframe_split": ', "application/json")
     wrong_type = call(app, "POST", "/invocations", b"<xml/>", "application/xml")
-    too_large = post_json(app, _split(FEATURES.head(40)))
+    too_large = post_json(app, split_body(FEATURES.head(40)))
     missing = post_json(app, {"dataframe_records": [{"mean_radius": 1.0}]})
     wrong_value = post_json(app, {"dataframe_records": [{**FEATURES.iloc[0].to_dict(), "mean_area": "big"}]})
 
@@ -236,7 +170,7 @@ def _health(base: str) -> dict:
 
 @pytest.mark.e2e
 def test_serving_follows_an_alias_through_a_swap_under_load_without_failing_a_request(store, server):
-    body = json.dumps(_split(FEATURES.head(1))).encode()
+    body = json.dumps(split_body(FEATURES.head(1))).encode()
     with using_store(store):
         client = mlflow.MlflowClient()
         client.set_registered_model_alias("cancer", "champion", "1")
@@ -256,7 +190,7 @@ def test_serving_follows_an_alias_through_a_swap_under_load_without_failing_a_re
         assert len(load.latencies_ms) == 3000
 
         # A version the server must not swap in (it fails its probe prediction): the old one keeps serving.
-        _log_pyfunc(AlwaysFails(), "cancer")  # cancer v3
+        log_pyfunc(AlwaysFails(), "cancer")  # cancer v3
         client.set_registered_model_alias("cancer", "champion", "3")
         deadline = time.monotonic() + 180  # each worker downloads and probes v3; a shared machine can be slow
         while _health(base)["error"] is None and time.monotonic() < deadline:
@@ -339,7 +273,9 @@ def test_requests_waiting_for_a_busy_model_are_predicted_together_and_each_gets_
 
     # 40 single-row requests at once: each must get its own row's answer, however they were grouped.
     rows = [FEATURES.iloc[[i]] for i in range(40)]
-    bodies = [json.dumps({**_split(row), "params": {"probability": i % 2 == 0}}).encode() for i, row in enumerate(rows)]
+    bodies = [
+        json.dumps({**split_body(row), "params": {"probability": i % 2 == 0}}).encode() for i, row in enumerate(rows)
+    ]
 
     async def all_at_once():
         return await asyncio.gather(*[call_async(app, "POST", "/invocations", b, "application/json") for b in bodies])
