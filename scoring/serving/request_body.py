@@ -60,19 +60,27 @@ class ParsedRequest:
 
 
 def content_type_of(header: str | None) -> str:
-    """The media type of a Content-Type header; only UTF-8 text is taken (as MLflow's server does)."""
-    media, _, rest = (header or "").partition(";")
-    media = media.strip().lower()
+    """The media type of a Content-Type header, refused (415) exactly where MLflow's scoring server refuses it
+    (`invocations` in mlflow/pyfunc/scoring_server/__init__.py): a parameter other than `charset` (even an empty
+    one, as in `application/json;`), a charset other than `utf-8`, a media type not written as listed."""
+    parts = [part.strip() for part in (header or "").split(";")]
+    media, parameters = parts[0], dict(part.partition("=")[::2] for part in parts[1:])
+    charset = parameters.get("charset", "utf-8").lower()
+    if charset != "utf-8":
+        raise RequestError(415, f"charset {charset!r} is not taken; send utf-8", "UNSUPPORTED_MEDIA_TYPE")
+    unknown = sorted(set(parameters) - {"charset"})
+    if unknown:
+        raise RequestError(
+            415,
+            f"content type parameter(s) {', '.join(map(repr, unknown))} not recognized; only charset=utf-8 is taken",
+            "UNSUPPORTED_MEDIA_TYPE",
+        )
     if media not in CONTENT_TYPES:
         raise RequestError(
             415,
             f"content type {media or '(none)'!r} is not taken; use one of: {', '.join(CONTENT_TYPES)}",
             "UNSUPPORTED_MEDIA_TYPE",
         )
-    for part in rest.split(";"):
-        key, _, value = part.partition("=")
-        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise RequestError(415, f"charset {value.strip()!r} is not taken; send UTF-8", "UNSUPPORTED_MEDIA_TYPE")
     return media
 
 
