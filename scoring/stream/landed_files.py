@@ -19,6 +19,7 @@ from pyspark.sql import types as T
 from common.columns import col
 from common.datasets import CSV_OPTIONS
 from common.errors import UserInputError
+from common.parquet_time import read_parquet
 from scoring.input_schema import converts, require_named_signature
 
 REASON = "_quarantine_reason"
@@ -131,8 +132,8 @@ class _FileProblem(Exception):
 
 
 def _read_raw(spark: SparkSession, path: str, fmt: str) -> DataFrame:
-    if fmt == "parquet":
-        return spark.read.parquet(path)
+    if fmt == "parquet":  # nanosecond timestamps as microseconds; a file holding finer values is set aside
+        return read_parquet(spark, path)
     if fmt == "csv":
         return spark.read.options(**CSV_OPTIONS).option("inferSchema", "false").csv(path)
     return spark.read.option("primitivesAsString", "true").json(path)

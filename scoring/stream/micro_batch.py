@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from common.columns import col
 from common.hadoop_fs import HadoopFS
 from common.model_uri import ResolvedModel, resolve_model_uri
+from common.parquet_time import microsecond_parquet_output
 from scoring.batch.dataframe import score_resolved
 from scoring.batch.output import StagedOutput
 from scoring.batch.plan import arrow_batch_rows
@@ -137,7 +138,7 @@ class BatchScorer:
         counter = Observation(f"rows_scored_{batch_id}")
         frame = scored.frame.observe(counter, F.count(F.lit(1)).alias("rows"))
         staged = StagedOutput(self.spark, target.toString(), overwrite=False, hidden=True)
-        with arrow_batch_rows(self.spark, scored.batch_rows):
+        with arrow_batch_rows(self.spark, scored.batch_rows), microsecond_parquet_output(self.spark):
             staged.write(frame, lambda out, path: out.write.parquet(path))
         staged.commit()
         if scored.observation is not None:

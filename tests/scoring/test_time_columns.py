@@ -135,3 +135,44 @@ def test_auto_leaves_out_the_files_path_for_a_column_it_cannot_carry_and_says_wh
     assert_time_columns_kept(
         out, frame.drop(columns="tags"), pq.read_schema(next((tmp_path / "out").glob("*.parquet")))
     )
+
+
+def _land(table: pd.DataFrame, folder, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{name}"
+    write_time_input(table, staging)
+    staging.rename(folder / name)
+
+
+def test_a_stream_carries_time_and_decimal_columns_and_sets_aside_a_file_with_nanoseconds(
+    spark, settings, production_model, time_input, tmp_path
+):
+    from scoring.stream.score_stream import ScoreStreamParams
+    from scoring.stream.score_stream import run as score_stream
+
+    frame, _ = time_input
+    _land(frame.iloc[:300], tmp_path / "in", "a.parquet")
+    _land(frame.iloc[300:], tmp_path / "in", "b.parquet")
+    finer = frame.iloc[:10].copy()
+    finer.loc[3, "event_time"] += pd.Timedelta(nanoseconds=5)
+    _land(finer, tmp_path / "in", "c-nanoseconds.parquet")
+    config = ScoreStreamParams(
+        model_uri="models:/cancer/production",
+        input=str(tmp_path / "in"),
+        output=str(tmp_path / "out"),
+        checkpoint=str(tmp_path / "checkpoint"),
+        quarantine=str(tmp_path / "quarantine"),
+        max_files_per_trigger=3,
+    )  # no ids: the columns besides the features are taken from the files, as score_batch keeps them
+
+    score_stream(spark, settings, config)
+
+    out = pd.read_parquet(tmp_path / "out")
+    assert len(out) == 569
+    assert list(out.columns)[:5] == ["row_id", *TIME_COLUMNS]
+    written = pq.read_schema(next((tmp_path / "out").rglob("*.parquet")))
+    assert_time_columns_kept(out, frame, written)
+    merged = out.merge(_own_predictions(frame), on="row_id", suffixes=("", "_own"))
+    np.testing.assert_array_equal(merged["prediction"], merged["prediction_own"])
+    reasons = "\n".join(p.read_text() for p in (tmp_path / "quarantine").rglob("_reasons.json"))
+    assert "c-nanoseconds.parquet" in reasons and "column 'event_time' holds a timestamp with nanoseconds" in reasons
