@@ -11,7 +11,6 @@ from pyspark.ml.feature import (
     IndexToString,
     OneHotEncoder,
     SQLTransformer,
-    StringIndexer,
     VectorAssembler,
 )
 from pyspark.ml.regression import GBTRegressor, LinearRegression, RandomForestRegressor
@@ -20,7 +19,11 @@ from pyspark.sql import types as T
 
 from common.columns import quoted
 from common.errors import UserInputError
+from training.mllib.category_cap import CappedStringIndexer
+from training.mllib.column_screen import screen_columns
 from training.mllib.features import TitleAgeImputer
+from training.mllib.tree_sizes import sized_trees
+from training.mllib.xgboost_stage import build_xgboost, check_hyperparameters
 from training.tasks import CLASSIFICATION, REGRESSION
 
 FEATURES = "features"
@@ -36,6 +39,7 @@ ESTIMATORS = {
     "gbt": {CLASSIFICATION: GBTClassifier, REGRESSION: GBTRegressor},
     "logistic_regression": {CLASSIFICATION: LogisticRegression},
     "linear_regression": {REGRESSION: LinearRegression},
+    "xgboost": {CLASSIFICATION: "xgboost.spark.SparkXGBClassifier", REGRESSION: "xgboost.spark.SparkXGBRegressor"},
 }
 _LINEAR = {"logistic_regression", "linear_regression"}
 TREE_ESTIMATORS = ("random_forest", "gbt")  # the estimators whose trees a grid can tune
@@ -46,12 +50,15 @@ class MllibSpec:
     label: str
     task: str
     estimator: str = "random_forest"
-    num_trees: int = 50
-    max_depth: int = 5
+    num_trees: int = 0  # 0: sized for the data (training.mllib.tree_sizes)
+    max_depth: int = 0
     seed: int = 42
     exclude: tuple[str, ...] = ()
     title_from: str | None = None  # a name column: add the title feature and impute `age_column` by title
     age_column: str = "age"
+    max_categories: int = 32  # a string feature's most frequent values kept; the rest share one "other" index
+    id_like_ratio: float = 0.9  # distinct values / rows at or above which a string column is an identifier
+    hyperparams: dict = field(default_factory=dict)  # XGBoost's own, by name (estimator xgboost only)
 
 
 @dataclass
@@ -60,6 +67,8 @@ class FeaturePlan:
     categorical: list[str] = field(default_factory=list)  # after the title stage
     numeric: list[str] = field(default_factory=list)
     boolean: list[str] = field(default_factory=list)  # cast to 0/1 by a SQL stage, then imputed like numbers
+    dropped: dict[str, str] = field(default_factory=dict)  # left out by the data: column -> constant / id_like
+    n_rows: int = 0
 
     @property
     def imputed(self) -> list[str]:
@@ -86,10 +95,27 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
     ]
     if missing:
         raise UserInputError(f"column(s) not found: {', '.join(missing)}; columns are: {', '.join(df.columns)}")
-    plan = FeaturePlan(raw_features=[c for c in df.columns if c != spec.label and c not in spec.exclude])
-    if not plan.raw_features:
+    if spec.hyperparams and spec.estimator != "xgboost":
+        raise UserInputError(f"hyperparams are XGBoost's; estimator {spec.estimator!r} takes num_trees / max_depth")
+    if spec.estimator == "xgboost" and spec.task != "auto":
+        check_hyperparameters(spec.task, spec.hyperparams)
+    if spec.max_categories < 1 or not 0 < spec.id_like_ratio <= 1:
+        raise UserInputError(
+            f"max_categories must be at least 1 (got {spec.max_categories}) and id_like_ratio in (0, 1] "
+            f"(got {spec.id_like_ratio})"
+        )
+    candidates = [c for c in df.columns if c != spec.label and c not in spec.exclude]
+    if not candidates:
         raise UserInputError("no feature columns left besides the label")
-    _check_dotted_names(plan.raw_features, spec)
+    _check_dotted_names(candidates, spec)
+    # The title stage's columns are used whatever they hold; every other column is screened by its data.
+    screened = [c for c in candidates if c not in (spec.title_from, spec.age_column if spec.title_from else None)]
+    strings = [c for c in screened if isinstance(df.schema[c].dataType, T.StringType)]
+    screen = screen_columns(df, screened, strings, spec.id_like_ratio, spec.max_categories)
+    plan = FeaturePlan(raw_features=[c for c in candidates if c not in screen.dropped], n_rows=screen.n_rows)
+    plan.dropped = screen.dropped
+    if not plan.raw_features:
+        raise UserInputError(f"no feature columns left besides the label: left out {_dropped_text(plan.dropped)}")
     for column in plan.raw_features:
         data_type = df.schema[column].dataType
         if column == spec.title_from:
@@ -109,6 +135,10 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
         plan.categorical.append(TITLE)
     _check_derived_names(plan, spec)
     return plan
+
+
+def _dropped_text(dropped: dict[str, str]) -> str:
+    return ", ".join(f"{c!r} ({why})" for c, why in dropped.items())
 
 
 def _check_dotted_names(features: list[str], spec: MllibSpec) -> None:
@@ -144,12 +174,11 @@ def build_pipeline(plan: FeaturePlan, spec: MllibSpec, label_labels: list[str] |
     assembled = []
     if plan.categorical:
         indexed = [f"{c}_index" for c in plan.categorical]
-        # "keep": a category unseen in training gets an index of its own instead of failing the scoring job.
-        stages.append(
-            StringIndexer(
-                inputCols=plan.categorical, outputCols=indexed, handleInvalid="keep", stringOrderType="alphabetAsc"
-            )
-        )
+        # The most frequent values keep an index each; rare, unseen and null values share the next one.
+        stages += [
+            CappedStringIndexer(inputCol=c, outputCol=out, maxCategories=spec.max_categories)
+            for c, out in zip(plan.categorical, indexed, strict=True)
+        ]
         if spec.estimator in _LINEAR:
             encoded = [f"{c}_vector" for c in plan.categorical]
             stages.append(OneHotEncoder(inputCols=indexed, outputCols=encoded, handleInvalid="keep"))
@@ -165,29 +194,37 @@ def build_pipeline(plan: FeaturePlan, spec: MllibSpec, label_labels: list[str] |
         stages.append(Imputer(inputCols=plan.imputed, outputCols=imputed, strategy="mean"))
         assembled += imputed
     stages.append(VectorAssembler(inputCols=assembled, outputCol=FEATURES, handleInvalid="keep"))
-    estimator = build_estimator(spec, string_label=label_labels is not None, max_categories=max_categories)
+    categories = min(max_categories, spec.max_categories) + 1  # + the "other" index
+    estimator = build_estimator(spec, label_labels is not None, categories, plan.n_rows)
     stages.append(estimator)
     if label_labels is not None:
         stages.append(IndexToString(inputCol=PREDICTION_INDEX, outputCol=PREDICTION, labels=label_labels))
     return Pipeline(stages=stages)
 
 
-def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int):
+def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int, n_rows: int = 0):
     by_task = ESTIMATORS.get(spec.estimator)
     if by_task is None:
         raise UserInputError(f"unknown estimator {spec.estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
     if spec.task not in by_task:
         raise UserInputError(f"estimator {spec.estimator!r} does not do {spec.task}; it does: {', '.join(by_task)}")
-    cls = by_task[spec.task]
     label_col = LABEL_INDEX if spec.task == CLASSIFICATION else spec.label
+    if spec.estimator == "xgboost":
+        # XGBoost's own defaults unless the user sizes it; the label is LABEL_INDEX, 0..k-1, as it requires.
+        sizes = {"n_estimators": spec.num_trees} if spec.num_trees > 0 else {}
+        sizes |= {"max_depth": spec.max_depth} if spec.max_depth > 0 else {}
+        prediction = PREDICTION_INDEX if string_label else PREDICTION
+        return build_xgboost(spec.task, sizes | spec.hyperparams, spec.seed, label_col, FEATURES, prediction)
+    cls = by_task[spec.task]
     estimator = cls(
         featuresCol=FEATURES, labelCol=label_col, predictionCol=PREDICTION_INDEX if string_label else PREDICTION
     )
     if spec.estimator in TREE_ESTIMATORS:
-        # Indexed categories stay categorical for trees; every category needs a bin of its own (+1 for unseen).
-        estimator.setMaxDepth(spec.max_depth).setSeed(spec.seed).setMaxBins(max(_MIN_BINS, max_categories + 1))
+        # Indexed categories stay categorical for trees; every category needs a bin of its own.
+        num_trees, max_depth = sized_trees(spec.estimator, n_rows, spec.num_trees, spec.max_depth)
+        estimator.setMaxDepth(max_depth).setSeed(spec.seed).setMaxBins(max(_MIN_BINS, max_categories))
         if spec.estimator == "random_forest":
-            estimator.setNumTrees(spec.num_trees)
+            estimator.setNumTrees(num_trees)
         else:
-            estimator.setMaxIter(spec.num_trees)
+            estimator.setMaxIter(num_trees)
     return estimator

@@ -14,7 +14,7 @@ import onnx
 from onnx import TensorProto
 
 from common.onnx_model import FEED_FILE, FEED_FORMAT, MODEL_FILE, NULL_STRING
-from training.mllib_onnx import feature_stages, linear_models, tree_ensembles
+from training.mllib_onnx import feature_stages, linear_models, tree_ensembles, xgboost_trees
 from training.mllib_onnx.graph import Column, GraphBuilder
 from training.mllib_onnx.saved_stages import SavedStage, UnsupportedPipeline, read_pipeline
 
@@ -25,8 +25,16 @@ _FEATURE_STAGES = {
     "SQLTransformer": feature_stages.sql_casts,
     "ImputerModel": feature_stages.imputer,
 }
-CLASSIFIERS = ("RandomForestClassificationModel", "GBTClassificationModel", "LogisticRegressionModel")
-REGRESSORS = ("RandomForestRegressionModel", "GBTRegressionModel", "LinearRegressionModel")
+CLASSIFIERS = (
+    "RandomForestClassificationModel", "GBTClassificationModel", "LogisticRegressionModel",
+    xgboost_trees.XGBOOST_CLASSIFIER,
+)  # fmt: skip
+REGRESSORS = (
+    "RandomForestRegressionModel",
+    "GBTRegressionModel",
+    "LinearRegressionModel",
+    xgboost_trees.XGBOOST_REGRESSOR,
+)
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,10 @@ def _estimator(stage: SavedStage, graph: GraphBuilder, features: Column):
         elif kind == "GBTClassificationModel":
             n_classes = 2
             probability, index, thresholds = tree_ensembles.gbt_classifier(stage, graph, features.tensor)
+        elif kind == xgboost_trees.XGBOOST_CLASSIFIER:
+            probability, index, thresholds, n_classes = xgboost_trees.xgboost_classifier(
+                stage, graph, features.tensor, features.width
+            )
         else:
             probability, index, n_classes = linear_models.logistic_regression(
                 stage, graph, features.tensor, features.width
@@ -181,6 +193,8 @@ def _estimator(stage: SavedStage, graph: GraphBuilder, features: Column):
         prediction, thresholds = tree_ensembles.random_forest_regressor(stage, graph, features.tensor)
     elif kind == "GBTRegressionModel":
         prediction, thresholds = tree_ensembles.gbt_regressor(stage, graph, features.tensor)
+    elif kind == xgboost_trees.XGBOOST_REGRESSOR:
+        prediction, thresholds = xgboost_trees.xgboost_regressor(stage, graph, features.tensor, features.width)
     else:
         prediction, thresholds = linear_models.linear_regression(stage, graph, features.tensor, features.width), []
     graph.add_output(prediction, "prediction", TensorProto.DOUBLE, [None, 1])

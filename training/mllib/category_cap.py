@@ -1,0 +1,54 @@
+"""A string indexer that keeps a column's `maxCategories` most frequent values and gives every other value (rare,
+unseen in training, or null) one shared "other" index, so a column with hundreds of values becomes a feature that
+generalises instead of categorical splits that fit the training rows.
+
+Only the estimator is this project's: its fit returns MLlib's own StringIndexerModel, built from the kept labels
+with handleInvalid="keep" (Spark's index for a value not in the labels is len(labels): the "other" bucket). A fitted
+pipeline therefore holds no custom stage: it saves, loads, scores in Spark without this package, and converts to
+ONNX with the existing StringIndexer converter."""
+
+from __future__ import annotations
+
+from pyspark import keyword_only
+from pyspark.ml import Estimator
+from pyspark.ml.feature import StringIndexerModel
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from common.columns import col
+
+
+class CappedStringIndexer(Estimator):
+    """One column per stage: MLlib's multi-column model built from label lists pads the shorter lists with nulls,
+    which then index nulls as categories of their own."""
+
+    inputCol = Param(Params._dummy(), "inputCol", "string column to index", TypeConverters.toString)
+    outputCol = Param(Params._dummy(), "outputCol", "its index column", TypeConverters.toString)
+    maxCategories = Param(Params._dummy(), "maxCategories", "most frequent values kept", TypeConverters.toInt)
+
+    @keyword_only
+    def __init__(self, *, inputCol: str, outputCol: str, maxCategories: int) -> None:
+        super().__init__()
+        self._set(**self._input_kwargs)
+
+    def _fit(self, dataset: DataFrame) -> StringIndexerModel:
+        column = self.getOrDefault(self.inputCol)
+        labels = _most_frequent(dataset, column, self.getOrDefault(self.maxCategories))
+        return StringIndexerModel.from_labels(
+            labels, inputCol=column, outputCol=self.getOrDefault(self.outputCol), handleInvalid="keep"
+        )
+
+
+def _most_frequent(dataset: DataFrame, column: str, cap: int) -> list[str]:
+    """The `cap` most frequent non-null values, most frequent first (ties by value, so a refit repeats)."""
+    value = col(column)
+    rows = (
+        dataset.where(value.isNotNull())
+        .groupBy(value.alias("value"))
+        .count()
+        .orderBy(F.desc("count"), F.asc("value"))
+        .limit(cap)
+        .collect()
+    )
+    return [r["value"] for r in rows] or [""]  # MLlib refuses an empty label list; "" then stands for nothing seen

@@ -1,0 +1,65 @@
+"""Which of a table's columns can be features at all, judged on the data before any fit: a column with one value
+for every row says nothing, and a string column whose values are nearly all distinct (a passenger's name, an order
+id) is an identifier, whose categories a tree would fit to the training rows and nothing else (the name on
+Titanic took held-out accuracy to 0.31). Both are left out with a warning naming them; the caller logs them.
+
+One aggregation over the table: row count, and per column its non-null count, approximate distinct count, min and
+max (min == max with no nulls is "one value for every row", exactly, whatever the type)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from common.columns import col
+
+_logger = logging.getLogger(__name__)
+
+CONSTANT = "constant"
+ID_LIKE = "id_like"
+
+
+@dataclass
+class ColumnScreen:
+    n_rows: int
+    dropped: dict[str, str] = field(default_factory=dict)  # column -> CONSTANT or ID_LIKE
+    distinct: dict[str, int] = field(default_factory=dict)  # string column -> approximate distinct values
+
+
+def screen_columns(
+    df: DataFrame, columns: list[str], strings: list[str], id_like_ratio: float, max_categories: int
+) -> ColumnScreen:
+    """`columns`: the candidate features; `strings`: those of them that would be categories. A string column is
+    id-like when its distinct values are at least `id_like_ratio` of its non-null rows and more than the cap (a
+    column whose values all fit under the cap is a category whatever the table's size)."""
+    aggregates = [F.count(F.lit(1)).alias("__rows")]
+    for i, name in enumerate(columns):
+        c = col(name)
+        aggregates += [F.count(c).alias(f"n{i}"), F.min(c).alias(f"lo{i}"), F.max(c).alias(f"hi{i}")]
+        if name in strings:
+            aggregates.append(F.approx_count_distinct(c, rsd=0.02).alias(f"d{i}"))
+    row = df.agg(*aggregates).first().asDict()
+    screen = ColumnScreen(n_rows=int(row["__rows"]))
+    if screen.n_rows == 0:
+        return screen  # nothing to judge: the empty table is refused as such later
+    for i, name in enumerate(columns):
+        present = row[f"n{i}"]
+        if present == 0 and name in strings or present == screen.n_rows and row[f"lo{i}"] == row[f"hi{i}"]:
+            screen.dropped[name] = CONSTANT
+            _logger.warning("column %r has one value for every row: left out of the features", name)
+            continue
+        if name not in strings:
+            continue
+        distinct = int(row[f"d{i}"])
+        screen.distinct[name] = distinct
+        if distinct > max_categories and distinct >= id_like_ratio * present:
+            screen.dropped[name] = ID_LIKE
+            _logger.warning(
+                "column %r looks like an identifier (%d distinct values in %d rows, id_like_ratio=%s): left out of "
+                "the features; pass a higher id_like_ratio to keep it",
+                name, distinct, present, id_like_ratio,
+            )  # fmt: skip
+    return screen
