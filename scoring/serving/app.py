@@ -2,9 +2,10 @@
 
     GET  /ping          200 when a model is loaded
     GET  /health        200, JSON: the model URI, the version answering, how it answers, the last registry check
-                        and why a newer version is not serving (if so)
+                        and why a newer version is not serving (if so); 503 once a SIGTERM started the drain
     GET  /version       MLflow's version, as `mlflow models serve` answers
     GET  /metrics       Prometheus' text format (scoring.serving.metrics)
+    /v2/...             the Open Inference Protocol (scoring.serving.open_inference), answering as /invocations
     POST /invocations   {"predictions": [...], "model_name": ..., "model_version": ...}
 
 Every answer to /invocations carries `X-Model-Name` / `X-Model-Version` (and `X-Model-Uri`): with several workers,
@@ -42,9 +43,11 @@ from starlette.routing import Route
 
 from common.cli import boolean, configure_logging
 from scoring.serving.batching import Batcher
+from scoring.serving.drain import Drain
 from scoring.serving.inference_log import InferenceLog, LoggedRequest
 from scoring.serving.metrics import MetricsMiddleware, ServerMetrics
 from scoring.serving.model_holder import ModelHolder
+from scoring.serving.open_inference import v2_routes
 from scoring.serving.request_body import RequestError, Rows, bind_columns, content_type_of, first_line, parse_body
 from scoring.serving.request_id import RequestIdMiddleware, current_request_id, tag_log_lines
 from scoring.serving.served_model import Prediction, ServedModel
@@ -66,12 +69,16 @@ def app_from_environment() -> Starlette:
     job_settings()
     holder = ModelHolder.load(settings["model_uri"], settings["reload_seconds"])
     log = InferenceLog(settings["log_dir"]) if settings.get("log_dir") else None
-    return build_app(holder, settings["max_body_bytes"], log)
+    return build_app(holder, settings["max_body_bytes"], log, settings["drain_seconds"])
 
 
-def build_app(holder: ModelHolder, max_body_bytes: int, inference_log: InferenceLog | None = None) -> Starlette:
+def build_app(
+    holder: ModelHolder, max_body_bytes: int, inference_log: InferenceLog | None = None, drain_seconds: float = 5.0
+) -> Starlette:
     """The app; `inference_log` (optional) receives every answered request's rows. Its writer thread runs between
-    the app's startup and shutdown, and what is queued is written at shutdown."""
+    the app's startup and shutdown, and what is queued is written at shutdown. On SIGTERM the app drains for
+    `drain_seconds` (scoring.serving.drain); `app.state.drain` tells whether it is draining."""
+    drain = Drain(drain_seconds)
     metrics = ServerMetrics()
     batcher = Batcher(on_batch=metrics.observe_batch)
     holder.on_swap = lambda outcome, previous, candidate: _count_swap(metrics, outcome, previous, candidate)
@@ -86,7 +93,7 @@ def build_app(holder: ModelHolder, max_body_bytes: int, inference_log: Inference
         served, status = holder.current, holder.status
         return JSONResponse(
             {
-                "status": "ok",
+                "status": "draining" if drain.draining else "ok",
                 "model_uri": holder.model_uri,
                 "model_name": served.name,
                 "model_version": served.version,
@@ -97,7 +104,8 @@ def build_app(holder: ModelHolder, max_body_bytes: int, inference_log: Inference
                 "last_registry_check": status.last_check,
                 "error": status.error,
                 "inference_log": inference_log.status() if inference_log is not None else None,
-            }
+            },
+            status_code=503 if drain.draining else 200,
         )
 
     async def version(request: Request) -> Response:
@@ -113,20 +121,24 @@ def build_app(holder: ModelHolder, max_body_bytes: int, inference_log: Inference
             media = content_type_of(request.headers.get("content-type"))
             parsed = parse_body(await _read_body(request, max_body_bytes), media)
             wanted = _probability_requested(parsed.params, request.query_params.get("probability"))
-            rows = bind_columns(parsed, served.inputs)
-            metrics.request_rows.observe(rows.n_rows)
-            # The log keeps a classifier's probabilities whether or not this client asked for them.
-            logs_probability = inference_log is not None and served.classes is not None
-            prediction = await batcher.predict(served, rows, wanted or logs_probability)
+            prediction = await score(served, bind_columns(parsed, served.inputs), wanted)
         except RequestError as exc:
             return _error(exc.status, exc.error_code, exc.message, served)
         except Exception as exc:  # noqa: BLE001 - the model failed: a short message, the traceback stays in the log
             _logger.exception("model %s failed on a request", served.label)
             return _error(500, "INTERNAL_ERROR", f"model {served.label} failed: {type(exc).__name__}: "
                           f"{first_line(exc)}", served)  # fmt: skip
+        return _answer(prediction, wanted, served)
+
+    async def score(served: ServedModel, rows: Rows, wanted: bool) -> Prediction:
+        """Predict (batched) and log: what /invocations and the Open Inference Protocol's infer share."""
+        metrics.request_rows.observe(rows.n_rows)
+        # The log keeps a classifier's probabilities whether or not this client asked for them.
+        logs_probability = inference_log is not None and served.classes is not None
+        prediction = await batcher.predict(served, rows, wanted or logs_probability)
         if inference_log is not None:
             _log_request(inference_log, rows, prediction, served)
-        return _answer(prediction, wanted, served)
+        return prediction
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         codes = {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
@@ -136,6 +148,7 @@ def build_app(holder: ModelHolder, max_body_bytes: int, inference_log: Inference
 
     @asynccontextmanager
     async def lifespan(app):
+        drain.install()
         holder.start_following()
         if inference_log is not None:
             inference_log.start()
@@ -145,18 +158,21 @@ def build_app(holder: ModelHolder, max_body_bytes: int, inference_log: Inference
             inference_log.close()  # what is still queued is written before the process ends
         metrics.worker_stopped()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/ping", ping, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),
+            *v2_routes(lambda: holder.current, lambda: not drain.draining, score),
             Route("/invocations", invocations, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},
         middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
     )
+    app.state.drain = drain
+    return app
 
 
 def _count_swap(metrics: ServerMetrics, outcome: str, previous: ServedModel, candidate: ServedModel | None) -> None:

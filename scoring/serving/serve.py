@@ -15,12 +15,6 @@ from dataclasses import dataclass
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.params import param, parse_params
-from common.tracking import job_settings
-from scoring.serving.app import SETTINGS_VARIABLE, build_app
-from scoring.serving.inference_log import InferenceLog
-from scoring.serving.metrics import fresh_multiprocess_folder
-from scoring.serving.model_holder import ModelHolder
-from scoring.serving.request_id import tag_log_lines
 
 _logger = logging.getLogger(__name__)
 
@@ -34,6 +28,9 @@ class ServeParams:
     reload_seconds: float = param(10.0, help="how often a stage/alias URI is looked up again in the registry")
     max_body_mb: float = param(10.0, help="largest request body accepted, in MiB (a larger one gets 413)")
     log_dir: str | None = param(None, help="folder of the inference log (Parquet, read by monitor); empty: no log")
+    drain_seconds: float = param(
+        5.0, help="on SIGTERM: seconds answering while not ready, before new connections are refused"
+    )
 
 
 def check(params: ServeParams) -> None:
@@ -44,6 +41,8 @@ def check(params: ServeParams) -> None:
         problems.append(f"workers must be at least 1, got {params.workers}")
     if params.reload_seconds <= 0:
         problems.append(f"reload_seconds must be positive, got {params.reload_seconds}")
+    if params.drain_seconds < 0:
+        problems.append(f"drain_seconds must be 0 or more, got {params.drain_seconds}")
     if params.max_body_mb <= 0:
         problems.append(f"max_body_mb must be positive, got {params.max_body_mb}")
     if problems:
@@ -53,7 +52,16 @@ def check(params: ServeParams) -> None:
 def serve(params: ServeParams) -> None:
     """Load and probe the model first (a bad URI or a version that does not load exits 2 before anything listens),
     then serve until stopped."""
+    # Imported here: each worker process starts by importing this module (multiprocessing's spawn), and uvicorn
+    # kills a worker that does not answer its health check within `timeout_worker_healthcheck` of starting.
     import uvicorn
+
+    from common.tracking import job_settings
+    from scoring.serving.app import SETTINGS_VARIABLE, build_app
+    from scoring.serving.inference_log import InferenceLog
+    from scoring.serving.metrics import fresh_multiprocess_folder
+    from scoring.serving.model_holder import ModelHolder
+    from scoring.serving.request_id import tag_log_lines
 
     check(params)
     tag_log_lines()
@@ -71,13 +79,16 @@ def serve(params: ServeParams) -> None:
     try:
         if params.workers == 1:
             log = InferenceLog(params.log_dir) if params.log_dir else None
-            uvicorn.run(build_app(holder, max_body_bytes, log), **options)
+            uvicorn.run(build_app(holder, max_body_bytes, log, params.drain_seconds), **options)
             return
         # Each worker process loads the model itself (onnxruntime sessions and JVMs do not survive a fork).
-        settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds, "log_dir": params.log_dir}
+        settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds, "log_dir": params.log_dir,
+                    "drain_seconds": params.drain_seconds}  # fmt: skip
         os.environ[SETTINGS_VARIABLE] = json.dumps(settings | {"max_body_bytes": max_body_bytes})
         del holder, served
-        uvicorn.run("scoring.serving.app:app_from_environment", factory=True, workers=params.workers, **options)
+        # A worker loads its model after it answers health checks; 60 s leaves room for a busy machine's imports.
+        uvicorn.run("scoring.serving.app:app_from_environment", factory=True, workers=params.workers,
+                    timeout_worker_healthcheck=60, **options)  # fmt: skip
     finally:
         shutil.rmtree(metrics_folder, ignore_errors=True)
 
