@@ -41,8 +41,11 @@ CASES = {
     "no-known-key": ("application/json", b'{"rows": [1]}', 400),
     "two-keys": ("application/json", json.dumps({"inputs": [ROW], "dataframe_records": [ROW]}).encode(), 400),
     "missing-column": ("application/json", b'{"dataframe_records": [{"mean_radius": 1.0}]}', 400),
-    "text-in-a-double": ("application/json", json.dumps({"dataframe_records": [ROW | {"mean_area": "big"}]}).encode(),
-                         400),  # fmt: skip
+    "text-in-a-double": (
+        "application/json",
+        json.dumps({"dataframe_records": [ROW | {"mean_area": "big"}]}).encode(),
+        400,
+    ),  # fmt: skip
     "csv": ("text/csv", CSV, 200),
     "empty-csv": ("text/csv", b"", 400),
     "not-parquet": ("application/vnd.apache.parquet", b"not parquet", 400),

@@ -158,10 +158,12 @@ def server(store, tmp_path):
         _wait_until_up(process, base, log)
         return base
 
+    start.started = started  # the processes, for a test that signals one itself
     yield start
     for process in started:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
 
 
 def _health(base: str) -> dict:
@@ -314,3 +316,54 @@ def test_a_request_that_fails_in_a_batch_fails_alone(app_for):
 
     assert [r.status for r in replies] == [200, 200, 500, 200, 200]
     assert [r.json()["predictions"][0] for r in replies if r.status == 200] == pytest.approx(np.log1p([1, 2, 3, 4]))
+
+
+@pytest.mark.e2e
+def test_sigterm_drains_two_workers_and_every_accepted_request_is_answered_and_logged(server, tmp_path):
+    """Under load at concurrency 8: /health turns 503 while requests are still answered, then new connections are
+    refused, the process exits 0, and the inference log (written by both workers, flushed at shutdown) holds one row
+    per answered request: no request the server took went unanswered. /metrics sums both workers."""
+    import os
+    import signal
+    import urllib.error
+
+    import pyarrow.parquet as pq
+
+    from tests.scoring.serving.test_metrics import samples
+
+    log_dir = tmp_path / "inference-log"
+    body = json.dumps(split_body(FEATURES.head(1))).encode()
+    base = server("models:/cancer/1", "--workers", "2", "--drain-seconds", "2", "--log-dir", str(log_dir))
+    process = server.started[-1]
+    warm = run_load(f"{base}/invocations", body, "application/json", 64, 8)
+    scraped = samples(_get(f"{base}/metrics")[1].decode())
+    assert warm.ok == 64
+    assert scraped[("serving_requests_total", (("endpoint", "/invocations"), ("status", "200")))] == 64.0
+    assert scraped[("serving_request_rows_sum", ())] == 64.0
+
+    results = {}
+    loader = threading.Thread(
+        target=lambda: results.update(load=run_load(f"{base}/invocations", body, "application/json", 20_000, 8, 60))
+    )
+    loader.start()
+    time.sleep(0.5)
+    os.kill(process.pid, signal.SIGTERM)
+    health_statuses = []
+    for _ in range(50):  # until a worker says it is draining (the parent passes the signal on within 0.5 s)
+        try:
+            health_statuses.append(_get(f"{base}/health")[0])
+        except urllib.error.HTTPError as refused:
+            health_statuses.append(refused.code)
+            break
+        time.sleep(0.05)
+    loader.join(timeout=120)
+    exit_code = process.wait(timeout=60)
+
+    load = results["load"]
+    assert exit_code == 0
+    assert health_statuses[-1] == 503
+    assert 0 < load.ok < 20_000, load.summary()  # answered until the deadline, refused after it
+    assert all(kind.startswith("connection") for kind in load.errors), load.errors  # never a 5xx nor a timeout
+    files = sorted(log_dir.glob("part-*.parquet"))
+    assert 1 <= len({f.name.split("-")[2] for f in files}) <= 2  # a sequence per worker that answered (its pid)
+    assert sum(pq.read_metadata(f).num_rows for f in files) == 64 + load.ok
