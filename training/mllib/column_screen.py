@@ -18,14 +18,20 @@ from common.columns import col
 
 _logger = logging.getLogger(__name__)
 
-CONSTANT = "constant"
-ID_LIKE = "id_like"
+# Said as training.sklearn.screening says it, so both paths log the same `dropped_columns`.
+CONSTANT = "one value for every row"
+NO_VALUES = "no values"
 
 
 @dataclass
 class ColumnScreen:
     n_rows: int
-    dropped: dict[str, str] = field(default_factory=dict)  # column -> CONSTANT or ID_LIKE
+    dropped: dict[str, str] = field(default_factory=dict)  # column -> why
+
+    def describe(self) -> str:
+        """One line for the run's `dropped_columns` parameter: `name (id-like: 1299 distinct of 1313 values)`."""
+        return "; ".join(f"{column} ({why})" for column, why in self.dropped.items())
+
     distinct: dict[str, int] = field(default_factory=dict)  # string column -> approximate distinct values
 
 
@@ -47,19 +53,15 @@ def screen_columns(
         return screen  # nothing to judge: the empty table is refused as such later
     for i, name in enumerate(columns):
         present = row[f"n{i}"]
+        # An empty number column is refused later (the Imputer cannot learn from it); an empty string is left out.
         if present == 0 and name in strings or present == screen.n_rows and row[f"lo{i}"] == row[f"hi{i}"]:
-            screen.dropped[name] = CONSTANT
-            _logger.warning("column %r has one value for every row: left out of the features", name)
-            continue
+            screen.dropped[name] = NO_VALUES if present == 0 else CONSTANT
         if name not in strings:
             continue
         distinct = int(row[f"d{i}"])
         screen.distinct[name] = distinct
         if distinct > max_categories and distinct >= id_like_ratio * present:
-            screen.dropped[name] = ID_LIKE
-            _logger.warning(
-                "column %r looks like an identifier (%d distinct values in %d rows, id_like_ratio=%s): left out of "
-                "the features; pass a higher id_like_ratio to keep it",
-                name, distinct, present, id_like_ratio,
-            )  # fmt: skip
+            screen.dropped[name] = f"id-like: {distinct} distinct of {present} values"
+    for name, why in screen.dropped.items():
+        _logger.warning("left out column %r: %s (not a feature; see id_like_ratio / exclude)", name, why)
     return screen

@@ -67,7 +67,7 @@ class FeaturePlan:
     categorical: list[str] = field(default_factory=list)  # after the title stage
     numeric: list[str] = field(default_factory=list)
     boolean: list[str] = field(default_factory=list)  # cast to 0/1 by a SQL stage, then imputed like numbers
-    dropped: dict[str, str] = field(default_factory=dict)  # left out by the data: column -> constant / id_like
+    dropped: dict[str, str] = field(default_factory=dict)  # left out by the data: column -> why
     n_rows: int = 0
 
     @property
@@ -99,10 +99,13 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
         raise UserInputError(f"hyperparams are XGBoost's; estimator {spec.estimator!r} takes num_trees / max_depth")
     if spec.estimator == "xgboost" and spec.task != "auto":
         check_hyperparameters(spec.task, spec.hyperparams)
-    if spec.max_categories < 1 or not 0 < spec.id_like_ratio <= 1:
+    if not spec.id_like_ratio > 0:
         raise UserInputError(
-            f"max_categories must be at least 1 (got {spec.max_categories}) and id_like_ratio in (0, 1] "
-            f"(got {spec.id_like_ratio})"
+            f"id_like_ratio must be above 0 (above 1: keep every string column), got {spec.id_like_ratio}"
+        )
+    if spec.max_categories < 2:
+        raise UserInputError(
+            f"max_categories must be at least 2 (one kept value and 'other'), got {spec.max_categories}"
         )
     candidates = [c for c in df.columns if c != spec.label and c not in spec.exclude]
     if not candidates:
@@ -115,7 +118,10 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
     plan = FeaturePlan(raw_features=[c for c in candidates if c not in screen.dropped], n_rows=screen.n_rows)
     plan.dropped = screen.dropped
     if not plan.raw_features:
-        raise UserInputError(f"no feature columns left besides the label: left out {_dropped_text(plan.dropped)}")
+        raise UserInputError(
+            f"no feature columns left after leaving out {screen.describe()} "
+            "(id_like_ratio above 1 keeps string columns whatever their values)"
+        )
     for column in plan.raw_features:
         data_type = df.schema[column].dataType
         if column == spec.title_from:
@@ -135,10 +141,6 @@ def plan_features(df: DataFrame, spec: MllibSpec) -> FeaturePlan:
         plan.categorical.append(TITLE)
     _check_derived_names(plan, spec)
     return plan
-
-
-def _dropped_text(dropped: dict[str, str]) -> str:
-    return ", ".join(f"{c!r} ({why})" for c, why in dropped.items())
 
 
 def _check_dotted_names(features: list[str], spec: MllibSpec) -> None:

@@ -1,0 +1,83 @@
+"""Which columns the MLlib pipeline takes as features, judged on the data: identifiers and constant columns left
+out with a warning naming them, and string features capped to their most frequent values plus one shared "other"
+index (MLlib's own StringIndexerModel, so it saves, loads and converts like any other)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import StringIndexerModel
+
+from common.errors import UserInputError
+from training.mllib.category_cap import CappedStringIndexer
+from training.mllib.pipeline import MllibSpec, plan_features
+
+
+@pytest.fixture(scope="module")
+def orders(spark):
+    """500 cities with skewed counts (city_000 most frequent), an order id per row, a constant country."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    weights = 1.0 / np.arange(1, 501)
+    cities = rng.choice([f"city_{i:03d}" for i in range(500)], n, p=weights / weights.sum())
+    frame = pd.DataFrame(
+        {
+            "order_id": [f"o{i}" for i in range(n)],
+            "city": cities,
+            "country": "Utopia",
+            "amount": rng.gamma(2.0, 50.0, n).round(2),
+            "late": (rng.random(n) < 0.3).astype(int),
+        }
+    )
+    return spark.createDataFrame(frame)
+
+
+def test_identifiers_and_constant_columns_are_left_out_with_a_warning_naming_them(orders, caplog):
+    with caplog.at_level(logging.WARNING, logger="training.mllib.column_screen"):
+        plan = plan_features(orders, MllibSpec("late", "classification"))
+    assert plan.raw_features == ["city", "amount"] and plan.categorical == ["city"]
+    assert plan.dropped == {"order_id": "id-like: 3000 distinct of 3000 values", "country": "one value for every row"}
+    assert "left out column 'order_id'" in caplog.text and "left out column 'country'" in caplog.text
+    # Above 1, nothing is an identifier; the constant column is still left out.
+    kept = plan_features(orders, MllibSpec("late", "classification", id_like_ratio=1.5))
+    assert kept.raw_features == ["order_id", "city", "amount"]
+
+
+def test_a_500_value_column_keeps_its_most_frequent_values_and_shares_one_other_index(spark, orders, tmp_path):
+    stage = CappedStringIndexer(inputCol="city", outputCol="city_index", maxCategories=32)
+    model = PipelineModel(stages=[stage.fit(orders)])
+    model.write().save(str(tmp_path / "capped"))
+    loaded = PipelineModel.load(str(tmp_path / "capped"))
+    (indexer,) = loaded.stages
+    assert isinstance(indexer, StringIndexerModel) and len(indexer.labels) == 32
+    counts = orders.groupBy("city").count().toPandas().sort_values(["count", "city"], ascending=[False, True])
+    assert indexer.labels == counts["city"].head(32).tolist()
+    probe = spark.createDataFrame(
+        [(counts["city"].iloc[0],), (counts["city"].iloc[-1],), ("nowhere",), (None,)], ["city"]
+    )
+    assert [r["city_index"] for r in loaded.transform(probe).collect()] == [0.0, 32.0, 32.0, 32.0]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (MllibSpec("late", "classification", exclude=("zip_code",)), r"column\(s\) not found: zip_code"),
+        (MllibSpec("late", "classification", max_categories=1), "max_categories must be at least 2"),
+        (MllibSpec("late", "classification", id_like_ratio=0), "id_like_ratio must be above 0"),
+        (MllibSpec("late", "classification", "xgboost", hyperparams={"max_dpth": 3}), "'max_dpth'; valid: .*max_depth"),
+        (MllibSpec("late", "classification", hyperparams={"max_depth": 3}), "hyperparams are XGBoost's"),
+    ],
+)
+def test_bad_input_is_refused_naming_it(orders, spec, message):
+    with pytest.raises(UserInputError, match=message):
+        plan_features(orders, spec)
+
+
+def test_nothing_left_after_screening_is_refused_naming_what_was_left_out(spark):
+    table = spark.createDataFrame([(f"id{i}", "same", i % 2) for i in range(60)], ["ref", "flag", "y"])
+    with pytest.raises(UserInputError, match=r"no feature columns left after leaving out ref \(id-like.*flag \(one"):
+        plan_features(table, MllibSpec("y", "classification"))
