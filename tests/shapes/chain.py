@@ -150,9 +150,22 @@ def assert_matches_model(out: pd.DataFrame, own: pd.DataFrame, key: str) -> None
 
 def assert_passthrough_kept(out: pd.DataFrame, source: pd.DataFrame, passthrough: list[str], key: str) -> None:
     """Every pass-through column holds exactly the input's values, row by row (joined on `key`)."""
-    got = out[passthrough].sort_values(key, ignore_index=True)
-    want = source[passthrough].sort_values(key, ignore_index=True)
+    got = _instants(out[passthrough].sort_values(key, ignore_index=True))
+    want = _instants(source[passthrough].sort_values(key, ignore_index=True))
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def _instants(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps compared as instants: Spark holds microseconds (pandas writes nanoseconds) and gives a zoned
+    column back in UTC; the kind of column (naive or zoned) must not change."""
+    frame = frame.copy()
+    for name in frame.columns:
+        values = frame[name]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            frame[name] = values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        elif pd.api.types.is_datetime64_dtype(values.dtype):
+            frame[name] = values.astype("datetime64[ns]")
+    return frame
 
 
 def expected_columns(passthrough: list[str], probability: bool) -> list[str]:

@@ -19,7 +19,7 @@ from common.errors import UserInputError
 from common.settings import Settings
 from tests.conftest import make_settings
 from tests.shapes import chain
-from tests.shapes.shapes import SITE, Shape
+from tests.shapes.shapes import BY_ID, SITE, Shape
 
 
 @dataclass
@@ -129,6 +129,8 @@ class TrainedModels:
         return trained.own.copy()
 
     def _train(self, trainer: str, shape: Shape) -> Trained:
+        if shape.model_of:
+            return self._reuse(trainer, shape)
         store = self.new_store(f"{trainer}-{shape.id}"[:30])
         frame = shape.per_group_frame() if trainer == "per_group" else shape.frame()
         data = chain.write_table(frame, store.root / f"{shape.id}.{shape.fmt}", shape.fmt)
@@ -143,6 +145,20 @@ class TrainedModels:
         trained.features = features
         # Columns that are not features pass through; a per-group model's group column is both.
         trained.passthrough = [c for c in frame.columns if c not in features or (trainer == "per_group" and c == SITE)]
+        return trained
+
+    def _reuse(self, trainer: str, shape: Shape) -> Trained:
+        """The model trained on `shape.model_of` (same features and label), with this shape's table as the scoring
+        input: only scoring is new, no training time is added."""
+        base = self.get(trainer, BY_ID[shape.model_of])
+        frame = shape.per_group_frame() if trainer == "per_group" else shape.frame()
+        folder = self._factory.mktemp(f"{trainer}-{shape.id}"[:30])
+        data = chain.write_table(frame, folder / f"{shape.id}.{shape.fmt}", shape.fmt)
+        trained = Trained(trainer, shape, base.store, frame, data, base.model_name, base.result, base.error)
+        trained.features = base.features
+        trained.passthrough = [
+            c for c in frame.columns if c not in base.features or (trainer == "per_group" and c == SITE)
+        ]
         return trained
 
 

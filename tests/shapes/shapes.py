@@ -8,12 +8,15 @@ pass-through columns a scorer must keep.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from common.datasets import load_table
 
@@ -33,6 +36,7 @@ class Shape:
     # trainer -> the UserInputError it must raise before any run (the shape cannot work with that trainer).
     must_refuse: dict[str, str] = field(default_factory=dict)
     mllib_kwargs: dict = field(default_factory=dict)
+    model_of: str | None = None  # scored with the models trained on that shape (same features), not trained again
 
     @property
     def key(self) -> str:
@@ -207,6 +211,25 @@ def csv_quoted_commas() -> pd.DataFrame:
     return frame
 
 
+# --- time and decimal columns ------------------------------------------------------------------------------------
+
+
+def time_columns() -> pd.DataFrame:
+    """no_strings_binary01's rows with the columns every scoring table carries, as pandas writes them: a datetime
+    (Parquet TIMESTAMP(NANOS), pandas' default), a time-zone-aware one, a date and a decimal amount. They are ids,
+    carried through scoring unchanged (the same instants: Spark holds microseconds, see README)."""
+    frame = no_strings_binary01()
+    n = len(frame)
+    times = pd.Timestamp("2024-03-30 22:15:00.123456") + pd.to_timedelta(np.arange(n) * 3_601_000_007, unit="us")
+    frame.insert(1, "event_time", pd.Series(times, dtype="datetime64[ns]"))
+    frame.insert(2, "event_local", frame["event_time"].dt.tz_localize("UTC").dt.tz_convert("Europe/Berlin"))
+    frame.insert(3, "day", [datetime.date(2023, 12, 31) + datetime.timedelta(days=i) for i in range(n)])
+    frame.insert(4, "amount", [decimal.Decimal(i * 37 % 100_000) / 100 for i in range(n)])
+    return frame
+
+
+TIME_IDS = ("row_id", "event_time", "event_local", "day", "amount")
+
 SHAPES = [
     Shape("no_strings_binary01", no_strings_binary01, "target", ("row_id",), CLASSIFICATION),
     Shape("one_string_regression", one_string_regression, "y", ("row_id",), REGRESSION),
@@ -260,6 +283,8 @@ SHAPES = [
         CLASSIFICATION,
         fmt="csv",
     ),
+    # The models are no_strings_binary01's (the time columns are not features): only scoring is new here.
+    Shape("time_columns", time_columns, "target", TIME_IDS, CLASSIFICATION, model_of="no_strings_binary01"),
 ]
 BY_ID = {shape.id: shape for shape in SHAPES}
 
@@ -269,8 +294,19 @@ def _cached(shape_id: str) -> pd.DataFrame:
     return BY_ID[shape_id].build()
 
 
-def spark_ddl_type(dtype) -> str:
+def spark_ddl_type(values: pd.Series) -> str:
     """The Spark SQL type of a pandas column as Parquet / Spark's CSV inference gives it."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "TIMESTAMP"
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return "TIMESTAMP_NTZ"  # a naive datetime: Spark reads it as wall-clock time
+    first = values.dropna().iloc[0] if values.notna().any() else None
+    if isinstance(first, datetime.date):
+        return "DATE"
+    if isinstance(first, decimal.Decimal):
+        inferred = pa.array(values.dropna().tolist()).type  # as pandas' Parquet writer infers it
+        return f"DECIMAL({inferred.precision}, {inferred.scale})"
     if pd.api.types.is_bool_dtype(dtype):
         return "BOOLEAN"
     if pd.api.types.is_integer_dtype(dtype):
@@ -282,4 +318,4 @@ def spark_ddl_type(dtype) -> str:
 
 def ddl(frame: pd.DataFrame, columns: list[str]) -> str:
     """`ids` for score_stream: the columns, back-quoted (names may hold spaces, dots, non-ASCII letters)."""
-    return ", ".join(f"`{c}` {spark_ddl_type(frame[c].dtype)}" for c in columns)
+    return ", ".join(f"`{c}` {spark_ddl_type(frame[c])}" for c in columns)

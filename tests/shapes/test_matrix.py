@@ -9,14 +9,12 @@ exists; a shape that trains must go through the whole chain."""
 from __future__ import annotations
 
 import json
-from functools import partial
 
 import mlflow
 import pandas as pd
 import pytest
 
 from common.errors import UserInputError
-from registry.lock import promotion_lock
 from registry.promote import PromoteParams
 from registry.promote import run as promote
 from registry.stages import promote as move_to_stage
@@ -31,7 +29,7 @@ from tests.registry.conftest import state
 from tests.shapes import chain
 from tests.shapes.shapes import BY_ID, SHAPES, SITE, ddl
 
-PER_GROUP_SHAPES = ["no_strings_binary01", "one_string_regression", "odd_names", "csv_quoted_commas"]
+PER_GROUP_SHAPES = ["no_strings_binary01", "one_string_regression", "odd_names", "csv_quoted_commas", "time_columns"]
 # The refit is train_sklearn's fit-and-log (its shapes are all above): strings, three classes, a rare class.
 TUNING_SHAPES = ["one_string_regression", "several_strings_multiclass", "tiny_rare_class"]
 
@@ -91,13 +89,10 @@ def test_training_registers_version_1_or_refuses_before_any_run(trained_models, 
 
 
 @_params(SCORED_CHAINS)
-def test_promotion_to_production_passes_the_gate(spark, trained_models, own_store, monkeypatch, trainer, shape):
+def test_promotion_to_production_passes_the_gate(spark, trained_models, own_store, trainer, shape):
     trained = trained_models.get(trainer, shape)
     trained.require_model()
     settings = own_store(trained)
-    # The lock is taken and released as always; only its settle wait for rival writers (1.5 s) goes: nobody else
-    # promotes in this store. The race itself is tests/registry's.
-    monkeypatch.setattr("registry.promotion.promotion_lock", partial(promotion_lock, settle_s=0.0))
     client = mlflow.MlflowClient()
 
     promoted = promote(
