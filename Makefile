@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Entry points run `python` and `mlflow` from the virtual environment.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: quickstart test setup check-java lint bench clean team team-stop
+.PHONY: quickstart test setup check-java lint bench clean team team-stop ui
 
 setup: check-java $(STAMP)
 
@@ -28,6 +28,12 @@ quickstart: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The MLflow UI on the same store, landing on the training runs with their held-out metrics: starts a server on
+# 127.0.0.1:5000 for ./mlflow.db (or MLFLOW_TRACKING_URI's database) until Ctrl-C; in team mode (`source
+# .team/env`) prints the team server's links. Options through UI_ARGS, e.g. `make ui UI_ARGS="--port 5001"`.
+ui: setup
+	$(BIN)/python -m lifecycle.ui $(UI_ARGS)
 
 # Team mode: PostgreSQL, `mlflow server` (basic-auth, proxied artifacts) and a Spark master + worker, all on
 # 127.0.0.1, data in .team/. Options go through TEAM_ARGS, e.g. `make team TEAM_ARGS="--mlflow-port 5050"`.
