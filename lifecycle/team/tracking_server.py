@@ -18,6 +18,7 @@ from pathlib import Path
 from lifecycle.team.postgres import Postgres
 from lifecycle.team.processes import running_pid, start_daemon, stop_daemon, wait_until
 from lifecycle.team.secrets import read_or_create, write_private
+from lifecycle.ui.app import APP_WITH_BASIC_AUTH, server_env
 
 ADMIN_USER = "admin"
 TRACKING_DATABASE = "mlflow"
@@ -71,13 +72,14 @@ class TrackingServer:
             "--backend-store-uri", postgres.uri(TRACKING_DATABASE),
             "--artifacts-destination", str((self.root / "artifacts").resolve()),
             "--host", self.host, "--port", str(self.port), "--workers", str(self.workers),
-            "--app-name", "basic-auth",
+            # MLflow's basic-auth with the project's UI defaults (lifecycle.ui.app)
+            "--app-name", APP_WITH_BASIC_AUTH,
             # MLflow's own install runs uvicorn on asyncio and h11. This project installs uvloop and httptools
             # for its scoring server, which uvicorn would otherwise pick up here too: a combination under which
             # a tracking request was seen to go unanswered.
             "--uvicorn-opts", "--loop asyncio --http h11",
         ]  # fmt: skip
-        start_daemon(command, self.log_path, self.pid_path, env)
+        start_daemon(command, self.log_path, self.pid_path, server_env(env))
         wait_until(self.is_healthy, f"mlflow server on {self.url}", self.log_path, timeout, self.is_running)
 
     def stop(self) -> bool:

@@ -1,7 +1,9 @@
 """The team stack's MLflow UI in a real browser after the quickstart: Debian's Chromium, headless, driven by
-Playwright (which never downloads a browser of its own here). It logs in with HTTP Basic credentials, opens the
-experiment through the link the project logs and documents, and checks what a user sees: the training runs with
-their metrics as the tracking store holds them, two runs compared, and the registered model's alias and stage.
+Playwright (which never downloads a browser of its own here), each test in a new browser context (a profile that
+has never been there). It logs in with HTTP Basic credentials at the address `make ui` gives, clicks the
+experiment, and checks what a user sees: the training runs with their held-out metrics as columns, as the tracking
+store holds them (MLflow 3.17 alone would open the GenAI overview, with no metric columns), two runs compared, the
+registered model's alias and stage, and a user's own choice of the GenAI view kept.
 
 Every step leaves a screenshot in the test's tmp_path; `UPDATE_README_SCREENSHOT=1` also copies the runs page to
 docs/team-mode-ui.png."""
@@ -11,6 +13,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,8 +26,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from common.tracking import EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT_KIND, training_runs_url
 from lifecycle.team import system_packages
 from lifecycle.team.tracking_server import ADMIN_USER
+from lifecycle.ui.browser_defaults import HELD_OUT_METRICS
 from tests.helpers import REPO
-from tests.team.conftest import QUICKSTART_EXPERIMENT, QUICKSTART_MODEL
+from tests.team.conftest import QUICKSTART_EXPERIMENT, QUICKSTART_MODEL, team_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 README_SCREENSHOT = REPO / "docs" / "team-mode-ui.png"
@@ -49,6 +54,18 @@ def test_the_server_asks_a_browser_for_credentials(team):
     assert refused.value.headers.get("WWW-Authenticate", "").lower().startswith("basic")
 
 
+def test_make_ui_on_the_team_server_gives_its_address_and_the_training_runs_link(
+    team, quickstart_on_team, admin_client
+):
+    """In team mode the server runs already: `python -m lifecycle.ui` starts nothing, it says where to look."""
+    experiment = admin_client.get_experiment_by_name(QUICKSTART_EXPERIMENT)
+    links = _make_ui_links(team)
+    assert links == {
+        "MLflow UI": team.server.url,
+        "training runs": training_runs_url(team.server.url, experiment.experiment_id),
+    }
+
+
 def test_the_ui_shows_the_quickstart_training_runs_their_comparison_and_the_registered_model(
     team, quickstart_on_team, admin_client, chromium, tmp_path
 ):
@@ -60,6 +77,7 @@ def test_the_ui_shows_the_quickstart_training_runs_their_comparison_and_the_regi
     training = next(r for r in children if "accuracy" in r.data.metrics)
     scoring = next(r for r in children if r.info.run_name.startswith("score"))
     assert len(children) == len(runs) - 1, [r.info.run_name for r in runs]
+    assert set(training.data.metrics) & set(HELD_OUT_METRICS) == set(TRAINING_METRICS)
 
     password = team.env()["MLFLOW_TRACKING_PASSWORD"]
     screenshots = Screenshots(tmp_path)
@@ -69,19 +87,19 @@ def test_the_ui_shows_the_quickstart_training_runs_their_comparison_and_the_regi
             page = _logged_in_page(browser, password)
             page.set_default_timeout(WAIT_MS)
 
-            # 1. Logged in: the UI names the user.
+            # 1. Logged in at the server's root: the UI names the user.
             page.goto(f"{team.server.url}/", wait_until="load")
             expect(page.get_by_role("button", name=f"Account menu for {ADMIN_USER}")).to_contain_text(ADMIN_USER)
             _close_assistant(page)
             screenshots.take(page, "1-logged-in")
 
-            # 2. The project's link opens the training runs (not the GenAI overview), with their metrics.
-            url = training_runs_url(team.server.url, experiment.experiment_id)
-            page.goto(url, wait_until="load")
+            # 2. The experiment, clicked there, opens on its training runs (not the GenAI overview), the held-out
+            # metrics as columns without choosing any, and their values once the quickstart's run is expanded.
+            page.get_by_role("link", name=QUICKSTART_EXPERIMENT, exact=True).click()
             expect(page.get_by_role("link", name=parent.info.run_name, exact=True)).to_be_visible()
             expect(page).to_have_url(re.compile(rf"/experiments/{experiment.experiment_id}/runs\b"))
             _expect_model_training_view(page)
-            _show_columns(page, TRAINING_METRICS, hide=("Dataset", "Source", "Models"))
+            _expect_columns(page, shown=TRAINING_METRICS, hidden=("Dataset", "Source", "Models"))
             _expand(page, parent.info.run_name, first_child=training.info.run_name)
             for run in runs:
                 expect(page.get_by_role("link", name=run.info.run_name, exact=True).first).to_be_visible()
@@ -128,8 +146,28 @@ def test_the_ui_shows_the_quickstart_training_runs_their_comparison_and_the_regi
             expect(page.get_by_role("columnheader", name="Stage")).to_be_visible()
             expect(_version_row(page, version.version).get_by_role("status")).to_have_text("Production")
             screenshots.take(page, "5-model-stage")
+
+            # 6. A user's own choice wins over the defaults: switched to GenAI, the experiment opens there from the
+            # root from then on; the project's link still opens the training runs.
+            page.goto(f"{team.server.url}/", wait_until="load")
+            page.get_by_role("button", name="GenAI", exact=True).click()
+            page.get_by_role("link", name=QUICKSTART_EXPERIMENT, exact=True).click()
+            expect(page).to_have_url(re.compile(rf"/experiments/{experiment.experiment_id}/overview\b"))
+            page.goto(training_runs_url(team.server.url, experiment.experiment_id), wait_until="load")
+            expect(page.get_by_role("link", name=parent.info.run_name, exact=True)).to_be_visible()
+            _expect_model_training_view(page)
+            screenshots.take(page, "6-genai-chosen-link-opens-runs")
         finally:
             browser.close()
+
+
+def _make_ui_links(team) -> dict[str, str]:
+    """`python -m lifecycle.ui` as a user runs it after `source .team/env`: its printed links by label."""
+    env = team_env(team, MLFLOW_EXPERIMENT_NAME=QUICKSTART_EXPERIMENT)
+    command = [sys.executable, "-m", "lifecycle.ui", "--no-browser"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in done.stdout.splitlines() if line.strip())
 
 
 class Screenshots:
@@ -188,16 +226,12 @@ def _label_darkness(page: Page, name: str) -> int:
     return 3 * 255 - sum(int(part) for part in re.findall(r"\d+", colour)[:3])
 
 
-def _show_columns(page: Page, show: tuple[str, ...], hide: tuple[str, ...]) -> None:
-    """The runs table starts with no metric columns: choose them (and drop some) in its Columns menu."""
-    page.get_by_role("button", name="Columns", exact=True).click()
-    menu = page.get_by_role("dialog")
-    for name in (*show, *hide):
-        menu.get_by_title(name, exact=True).click()
-    page.keyboard.press("Escape")
-    for name in show:
+def _expect_columns(page: Page, shown: tuple[str, ...], hidden: tuple[str, ...]) -> None:
+    """The runs table as the project's defaults lay it out: the held-out metrics a run has, without MLflow's own
+    first choice of columns (which has no metric at all)."""
+    for name in shown:
         expect(page.get_by_role("columnheader", name=name, exact=True).first).to_be_visible()
-    for name in hide:
+    for name in hidden:
         expect(page.get_by_role("columnheader", name=name, exact=True)).to_have_count(0)
 
 
