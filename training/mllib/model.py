@@ -19,8 +19,15 @@ _SIGNATURE_SAMPLE_ROWS = 200
 _REQUIREMENTS = ("mlflow", "pyspark", "pandas", "numpy", "pyarrow")
 
 
-def pinned_spark_requirements() -> list[str]:
-    return [f"{package}=={version(package)}" for package in _REQUIREMENTS]
+_XGBOOST = "xgboost-cpu"  # the distribution that provides the `xgboost` module here (see pyproject.toml)
+
+
+def pinned_spark_requirements(model: PipelineModel | None = None) -> list[str]:
+    """The packages a loaded model needs; an xgboost.spark stage adds XGBoost."""
+    packages = list(_REQUIREMENTS)
+    if model is not None and any(type(stage).__module__.startswith("xgboost") for stage in model.stages):
+        packages.append(_XGBOOST)
+    return [f"{package}=={version(package)}" for package in packages]
 
 
 def log_spark_model(
@@ -50,6 +57,6 @@ def log_spark_model(
         artifact_path="model",
         signature=signature,
         input_example=example,
-        pip_requirements=pinned_spark_requirements(),
+        pip_requirements=pinned_spark_requirements(model),
         registered_model_name=registered_model_name,
     )

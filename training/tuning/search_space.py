@@ -54,6 +54,22 @@ SKLEARN_SPACES: dict[str, dict[str, Any]] = {
         "learning_rate": {"low": 0.01, "high": 0.3, "log": True},
         "max_depth": {"low": 2, "high": 5, "int": True},
     },
+    "hist_gradient_boosting": {
+        "learning_rate": {"low": 0.02, "high": 0.3, "log": True},
+        "max_iter": {"low": 50, "high": 400, "int": True},
+        "max_leaf_nodes": {"low": 8, "high": 64, "int": True},
+        "min_samples_leaf": {"low": 5, "high": 50, "int": True},
+        "l2_regularization": {"low": 0.0, "high": 1.0},
+    },
+    # XGBoost's own names; subsample and column sampling against over-fitting, as its tuning guide advises.
+    "xgboost": {
+        "n_estimators": {"low": 50, "high": 400, "int": True},
+        "learning_rate": {"low": 0.02, "high": 0.3, "log": True},
+        "max_depth": {"low": 2, "high": 8, "int": True},
+        "min_child_weight": {"low": 1, "high": 10, "log": True},
+        "subsample": {"low": 0.6, "high": 1.0},
+        "colsample_bytree": {"low": 0.6, "high": 1.0},
+    },
 }
 # MLlib estimator parameter names (training/mllib/pipeline.py's estimators).
 MLLIB_SPACES: dict[str, dict[str, Any]] = {
@@ -69,6 +85,12 @@ MLLIB_SPACES: dict[str, dict[str, Any]] = {
     "linear_regression": {
         "regParam": {"low": 0.0001, "high": 1.0, "log": True},
         "elasticNetParam": {"low": 0.0, "high": 1.0},
+    },
+    # xgboost.spark's estimator declares XGBoost's own names as MLlib params.
+    "xgboost": {
+        "n_estimators": {"low": 50, "high": 300, "int": True},
+        "max_depth": {"low": 2, "high": 8, "int": True},
+        "learning_rate": {"low": 0.02, "high": 0.3, "log": True},
     },
 }
 
@@ -121,6 +143,8 @@ def check_sklearn_space(space: Space, estimator: BaseEstimator) -> None:
     for name, dimension in space.items():
         for value in extremes(dimension):
             candidate = clone(estimator).set_params(**{name: value})
+            if not hasattr(candidate, "_parameter_constraints"):
+                continue  # XGBoost declares none: its booster checks values when it trains
             try:
                 candidate._validate_params()  # scikit-learn's own parameter constraints, checked before any fit
             except (TypeError, ValueError) as exc:
