@@ -7,6 +7,7 @@ counted during the same job with `DataFrame.observe`, so the count costs no extr
 from __future__ import annotations
 
 import functools
+import json
 import operator
 
 import mlflow
@@ -68,4 +69,7 @@ def _n_classes(model: PipelineModel) -> int:
     for stage in reversed(model.stages):
         if hasattr(stage, "numClasses"):
             return stage.numClasses
+        if hasattr(stage, "get_booster"):  # xgboost.spark's model: its booster's num_class (0 for two classes)
+            config = json.loads(stage.get_booster().save_config())
+            return max(2, int(config["learner"]["learner_model_param"]["num_class"]))
     return 0
