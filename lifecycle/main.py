@@ -16,6 +16,7 @@ from common.datasets import DEFAULT_LABEL, load_table
 from common.params import param, parse_params
 from common.spark import build_spark
 from common.tracking import job_settings, tracked_run
+from lifecycle.ui.local_server import ui_command
 from registry import promote
 from registry.promote import PromoteParams
 from scoring.batch import score_batch
@@ -98,14 +99,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
         }
     _print_summary(summary)
     return summary
-
-
-def ui_command(tracking_uri: str) -> str:
-    """The command that opens the MLflow UI on the same store (a relative SQLite path made absolute)."""
-    prefix = "sqlite:///"
-    if tracking_uri.startswith(prefix) and not tracking_uri[len(prefix) :].startswith("/"):
-        tracking_uri = prefix + str(Path(tracking_uri[len(prefix) :]).resolve())
-    return f"mlflow ui --backend-store-uri {tracking_uri} --port 5000"
 
 
 def _print_summary(s: dict) -> None:

@@ -33,7 +33,7 @@ def test_main_runs_the_whole_lifecycle_and_says_what_it_did(settings, client, tm
     assert "Lifecycle complete" in stdout
     assert "breast_cancer_classifier version 1, stage Production" in stdout
     assert "569 in, 569 out" in stdout
-    assert f"mlflow ui --backend-store-uri {settings.tracking_uri}" in stdout
+    assert f"open the UI    MLFLOW_TRACKING_URI={settings.tracking_uri} python -m lifecycle.ui" in stdout
     assert state(client, "breast_cancer_classifier") == ({"1": "Production"}, {"production": "1"})
 
     scored = pd.read_parquet(output).sort_values("row_id", ignore_index=True)
