@@ -48,6 +48,7 @@ from scoring.serving.inference_log import InferenceLog, LoggedRequest
 from scoring.serving.metrics import MetricsMiddleware, ServerMetrics
 from scoring.serving.model_holder import ModelHolder
 from scoring.serving.open_inference import v2_routes
+from scoring.serving.registry_webhook import SECRET_VARIABLE, webhook_route
 from scoring.serving.request_body import RequestError, Rows, bind_columns, content_type_of, first_line, parse_body
 from scoring.serving.request_id import RequestIdMiddleware, current_request_id, tag_log_lines
 from scoring.serving.served_model import Prediction, ServedModel
@@ -69,15 +70,21 @@ def app_from_environment() -> Starlette:
     job_settings()
     holder = ModelHolder.load(settings["model_uri"], settings["reload_seconds"])
     log = InferenceLog(settings["log_dir"]) if settings.get("log_dir") else None
-    return build_app(holder, settings["max_body_bytes"], log, settings["drain_seconds"])
+    secret = os.environ.get(SECRET_VARIABLE) or None
+    return build_app(holder, settings["max_body_bytes"], log, settings["drain_seconds"], secret)
 
 
 def build_app(
-    holder: ModelHolder, max_body_bytes: int, inference_log: InferenceLog | None = None, drain_seconds: float = 5.0
+    holder: ModelHolder,
+    max_body_bytes: int,
+    inference_log: InferenceLog | None = None,
+    drain_seconds: float = 5.0,
+    webhook_secret: str | None = None,
 ) -> Starlette:
     """The app; `inference_log` (optional) receives every answered request's rows. Its writer thread runs between
     the app's startup and shutdown, and what is queued is written at shutdown. On SIGTERM the app drains for
-    `drain_seconds` (scoring.serving.drain); `app.state.drain` tells whether it is draining."""
+    `drain_seconds` (scoring.serving.drain); `app.state.drain` tells whether it is draining. With `webhook_secret`,
+    signed registry webhooks trigger a swap at once (scoring.serving.registry_webhook)."""
     drain = Drain(drain_seconds)
     metrics = ServerMetrics()
     batcher = Batcher(on_batch=metrics.observe_batch)
@@ -165,6 +172,7 @@ def build_app(
             Route("/version", version, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),
             *v2_routes(lambda: holder.current, lambda: not drain.draining, score),
+            *([webhook_route(holder, webhook_secret)] if webhook_secret else []),
             Route("/invocations", invocations, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},

@@ -58,6 +58,8 @@ class ModelHolder:
         self._failed: dict[str, float] = {}  # load_uri -> when it failed, so a broken version is not retried each poll
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._checking = threading.Lock()  # a poll and a registry event never load the same version twice at once
+        self.event_thread: threading.Thread | None = None  # the last check started by a registry event
         # on_swap(outcome, previous, candidate), outcome "done" or "refused": the server's metrics
         self.on_swap: Callable[[str, ServedModel, ServedModel | None], None] = lambda *_: None
 
@@ -86,8 +88,17 @@ class ModelHolder:
         while not self._stop.wait(self._reload_seconds):
             self.check_once()
 
+    def check_soon(self) -> None:
+        """A registry event says the URI may name another version: check now, off the request path."""
+        self.event_thread = threading.Thread(target=self.check_once, name="registry-event", daemon=True)
+        self.event_thread.start()
+
     def check_once(self) -> None:
         """One poll: resolve the URI; load, check and swap in the version it names when that is another one."""
+        with self._checking:
+            self._check()
+
+    def _check(self) -> None:
         client = mlflow.MlflowClient()
         try:
             resolved = resolve_model_uri(client, self.model_uri)

@@ -61,6 +61,7 @@ def serve(params: ServeParams) -> None:
     from scoring.serving.inference_log import InferenceLog
     from scoring.serving.metrics import fresh_multiprocess_folder
     from scoring.serving.model_holder import ModelHolder
+    from scoring.serving.registry_webhook import SECRET_VARIABLE
     from scoring.serving.request_id import tag_log_lines
 
     check(params)
@@ -75,11 +76,14 @@ def serve(params: ServeParams) -> None:
     options = {"host": params.host, "port": params.port, "log_level": "warning", "access_log": False}
     if params.log_dir:
         print(f"inference log: {params.log_dir}", flush=True)
+    if os.environ.get(SECRET_VARIABLE):
+        print(f"registry webhooks: POST http://{params.host}:{params.port}/webhooks/mlflow", flush=True)
     metrics_folder = fresh_multiprocess_folder()  # before any metric exists, in this process or a worker
     try:
         if params.workers == 1:
             log = InferenceLog(params.log_dir) if params.log_dir else None
-            uvicorn.run(build_app(holder, max_body_bytes, log, params.drain_seconds), **options)
+            secret = os.environ.get(SECRET_VARIABLE) or None
+            uvicorn.run(build_app(holder, max_body_bytes, log, params.drain_seconds, secret), **options)
             return
         # Each worker process loads the model itself (onnxruntime sessions and JVMs do not survive a fork).
         settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds, "log_dir": params.log_dir,
