@@ -160,3 +160,30 @@ def test_an_unknown_column_type_is_refused_not_guessed(spark, tmp_path):
 def test_spark_schema_type_names_are_the_signature_names():
     schema = T.StructType([T.StructField(n, t) for n, t in [("a", T.LongType()), ("b", T.BooleanType())]])
     assert ColumnTypes.of_spark_schema(schema, "long").inputs == {"a": "long", "b": "boolean"}
+
+
+def test_xgboost_multiclass_with_string_label_matches_spark_row_by_row(spark, tmp_path):
+    """The booster's trees (float32 splits, per-class trees, base margins, softmax) as one TreeEnsemble."""
+    spec = MllibSpec("species", "auto", "xgboost", num_trees=10, max_depth=3)
+    job, model, converted, pipeline, report = _export(spark, tmp_path, "penguins", spec)
+    assert pipeline.classes == ["Adelie", "Chinstrap", "Gentoo"] and "SparkXGBClassifierModel" in converted.stages[-2]
+    assert converted.edge_values  # rows exactly at the booster's thresholds were compared
+    # What the REST server answers (ONNX, no JVM) equals Spark's transform, row by row, on the held-out rows.
+    held = job.test.select(*pipeline.input_columns).orderBy(*pipeline.input_columns)
+    expected = model.transform(held).select("prediction", "probability").toPandas()
+    prediction, probability = pipeline.predict(held.toPandas())
+    assert prediction.tolist() == expected["prediction"].tolist()
+    np.testing.assert_allclose(probability, np.vstack(expected["probability"].map(lambda v: v.toArray())), atol=1e-6)
+
+
+def test_xgboost_binary_on_a_table_with_booleans_and_nulls(spark, tmp_path, devices_table):
+    spec = MllibSpec("failed", "classification", "xgboost", num_trees=8, max_depth=3)
+    _, _, converted, pipeline, report = _export(spark, tmp_path, devices_table, spec)
+    assert pipeline.classes == [0, 1] and report.edge_rows > 0
+
+
+def test_xgboost_regressor_on_body_mass(spark, tmp_path):
+    spec = MllibSpec("body_mass_g", "regression", "xgboost", num_trees=8, max_depth=3)
+    _, _, converted, pipeline, report = _export(spark, tmp_path, "penguins", spec)
+    assert pipeline.classes is None and "SparkXGBRegressorModel" in converted.stages[-1]
+    assert report.diff_basis.startswith("max |prediction difference| / max(1")
