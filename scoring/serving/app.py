@@ -31,7 +31,6 @@ import logging
 import os
 from argparse import ArgumentTypeError
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 import mlflow
 from starlette.applications import Starlette
@@ -71,7 +70,7 @@ def app_from_environment() -> Starlette:
     holder = ModelHolder.load(settings["model_uri"], settings["reload_seconds"])
     log = InferenceLog(settings["log_dir"]) if settings.get("log_dir") else None
     secret = os.environ.get(SECRET_VARIABLE) or None
-    return build_app(holder, settings["max_body_bytes"], log, settings["drain_seconds"], secret)
+    return build_app(holder, settings["max_body_bytes"], log, settings["drain_seconds"], secret, settings["batching"])
 
 
 def build_app(
@@ -80,6 +79,7 @@ def build_app(
     inference_log: InferenceLog | None = None,
     drain_seconds: float = 5.0,
     webhook_secret: str | None = None,
+    batching: bool = True,
 ) -> Starlette:
     """The app; `inference_log` (optional) receives every answered request's rows. Its writer thread runs between
     the app's startup and shutdown, and what is queued is written at shutdown. On SIGTERM the app drains for
@@ -87,7 +87,7 @@ def build_app(
     signed registry webhooks trigger a swap at once (scoring.serving.registry_webhook)."""
     drain = Drain(drain_seconds)
     metrics = ServerMetrics()
-    batcher = Batcher(on_batch=metrics.observe_batch)
+    batcher = Batcher(on_batch=metrics.observe_batch, enabled=batching)
     holder.on_swap = lambda outcome, previous, candidate: _count_swap(metrics, outcome, previous, candidate)
     metrics.answering(holder.current.name, holder.current.version)
     if inference_log is not None:
@@ -144,7 +144,7 @@ def build_app(
         logs_probability = inference_log is not None and served.classes is not None
         prediction = await batcher.predict(served, rows, wanted or logs_probability)
         if inference_log is not None:
-            _log_request(inference_log, rows, prediction, served)
+            inference_log.submit(LoggedRequest.of(rows, prediction, served, current_request_id.get()))
         return prediction
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -187,21 +187,6 @@ def _count_swap(metrics: ServerMetrics, outcome: str, previous: ServedModel, can
     metrics.swaps.labels(outcome).inc()
     if candidate is not None:
         metrics.answering(candidate.name, candidate.version, previous=(previous.name or "", previous.version or ""))
-
-
-def _log_request(log: InferenceLog, rows: Rows, prediction: Prediction, served: ServedModel) -> None:
-    log.submit(
-        LoggedRequest(
-            columns=rows.columns,
-            n_rows=rows.n_rows,
-            predictions=prediction.values,
-            probability=prediction.probability,
-            model_name=served.name,
-            model_version=served.version,
-            request_id=current_request_id.get() or "",
-            scored_at=datetime.now(UTC),
-        )
-    )
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -32,9 +32,13 @@ class _Waiting:
 
 
 class Batcher:
-    def __init__(self, max_rows: int = MAX_BATCH_ROWS, on_batch: Callable[[int, int], None] | None = None):
-        """`on_batch(requests, rows)` is told of every prediction call (the server's metrics)."""
+    def __init__(
+        self, max_rows: int = MAX_BATCH_ROWS, on_batch: Callable[[int, int], None] | None = None, enabled: bool = True
+    ):
+        """`on_batch(requests, rows)` is told of every prediction call (the server's metrics). Not `enabled`: each
+        request is predicted alone in a thread (serve's `batching=false`, for comparison)."""
         self._max_rows = max_rows
+        self._enabled = enabled
         self._on_batch = on_batch or (lambda requests, rows: None)
         self._queue: deque[_Waiting] = deque()
         self._draining = False
@@ -44,6 +48,9 @@ class Batcher:
         if not served.batches:
             self._on_batch(1, rows.n_rows)
             return served.backend.predict(rows, probability)  # microseconds: on the loop, no thread hand-off
+        if not self._enabled:
+            self._on_batch(1, rows.n_rows)
+            return await asyncio.to_thread(served.backend.predict, rows, probability)
         waiting = _Waiting(served, rows, probability, asyncio.get_running_loop().create_future())
         self._queue.append(waiting)
         if not self._draining:

@@ -45,6 +45,12 @@ class LoggedRequest:
     request_id: str
     scored_at: datetime
 
+    @classmethod
+    def of(cls, rows, prediction, served, request_id: str | None) -> LoggedRequest:
+        """A request just answered: `rows` (request_body.Rows), the `prediction` and the version that made it."""
+        return cls(rows.columns, rows.n_rows, prediction.values, prediction.probability, served.name, served.version,
+                   request_id or "", datetime.now(UTC))  # fmt: skip
+
 
 class InferenceLog:
     def __init__(

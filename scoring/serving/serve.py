@@ -28,6 +28,7 @@ class ServeParams:
     reload_seconds: float = param(10.0, help="how often a stage/alias URI is looked up again in the registry")
     max_body_mb: float = param(10.0, help="largest request body accepted, in MiB (a larger one gets 413)")
     log_dir: str | None = param(None, help="folder of the inference log (Parquet, read by monitor); empty: no log")
+    batching: bool = param(True, help="predict requests that wait for a busy model together (false: one by one)")
     drain_seconds: float = param(
         5.0, help="on SIGTERM: seconds answering while not ready, before new connections are refused"
     )
@@ -83,11 +84,12 @@ def serve(params: ServeParams) -> None:
         if params.workers == 1:
             log = InferenceLog(params.log_dir) if params.log_dir else None
             secret = os.environ.get(SECRET_VARIABLE) or None
-            uvicorn.run(build_app(holder, max_body_bytes, log, params.drain_seconds, secret), **options)
+            app = build_app(holder, max_body_bytes, log, params.drain_seconds, secret, params.batching)
+            uvicorn.run(app, **options)
             return
         # Each worker process loads the model itself (onnxruntime sessions and JVMs do not survive a fork).
         settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds, "log_dir": params.log_dir,
-                    "drain_seconds": params.drain_seconds}  # fmt: skip
+                    "drain_seconds": params.drain_seconds, "batching": params.batching}  # fmt: skip
         os.environ[SETTINGS_VARIABLE] = json.dumps(settings | {"max_body_bytes": max_body_bytes})
         del holder, served
         # A worker loads its model after it answers health checks; 60 s leaves room for a busy machine's imports.

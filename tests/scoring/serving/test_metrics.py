@@ -92,3 +92,27 @@ def test_a_scrape_during_a_swap_answers_and_the_swap_is_counted(store, tmp_path)
     assert (after[v1], after[v2]) == (0.0, 1.0)
     assert after[("serving_swaps_total", (("outcome", "done"),))] == 1.0
     assert after[("serving_inference_log_dropped_rows_total", ())] == 3.0
+
+
+def test_with_batching_off_every_request_is_predicted_alone(store):
+    import asyncio
+
+    from tests.asgi import call_async
+
+    with using_store(store):
+        app = build_app(ModelHolder.load("models:/cancer/1", 60), 2**20, batching=False)
+    body = split_body(FEATURES.head(1))
+
+    async def all_at_once():
+        import json
+
+        encoded = json.dumps(body).encode()
+        return await asyncio.gather(
+            *[call_async(app, "POST", "/invocations", encoded, "application/json") for _ in range(12)]
+        )
+
+    replies = asyncio.run(all_at_once())
+    found = _scrape(app)
+
+    assert [r.status for r in replies] == [200] * 12
+    assert found[("serving_batch_requests_count", ())] == 12.0 and found[("serving_batch_requests_sum", ())] == 12.0
