@@ -38,6 +38,7 @@ class TrainResult:
     model_name: str | None
     model_version: str | None
     best_params: dict[str, float] = field(default_factory=dict)  # the values cross-validation chose, if it ran
+    warning: str | None = None  # said last and loudly: e.g. the model does not beat the trivial baseline
 
     def summary(self) -> str:
         """What the CLI prints when a training job ends."""
@@ -46,6 +47,8 @@ class TrainResult:
             lines.append(f"best parameters: {json.dumps(self.best_params)}")
         if self.model_version:
             lines.append(f"registered {self.model_name} version {self.model_version}")
+        if self.warning:
+            lines.append(self.warning)
         return "\n".join(lines)
 
 

@@ -32,7 +32,8 @@ def test_classifier_run_tracks_params_metrics_plots_data_and_a_registered_skops_
     assert tracked.data.params["estimator.n_estimators"] == "50"
     assert tracked.data.params["task"] == "auto" and tracked.data.params["resolved_task"] == "classification"
     assert tracked.data.params["n_rows_train"] == "455" and tracked.data.params["n_rows_test"] == "114"
-    assert set(tracked.data.metrics) == {"accuracy", "roc_auc", "f1", "log_loss"}
+    held_out = {"accuracy", "roc_auc", "f1", "log_loss"}
+    assert set(tracked.data.metrics) == held_out | {f"{k}_test_{m}" for k in ("baseline", "lift") for m in held_out}
     assert tracked.data.metrics["roc_auc"] > 0.95
 
     assert _artifact_paths(client, result.run_id) == [
@@ -68,7 +69,7 @@ def test_classifier_run_tracks_params_metrics_plots_data_and_a_registered_skops_
     )
     loaded = mlflow.sklearn.load_model("models:/cancer/1")
     recomputed = evaluate(loaded, test_split.drop(columns="target"), test_split["target"], "classification")
-    assert recomputed == pytest.approx(tracked.data.metrics)
+    assert recomputed == pytest.approx({m: tracked.data.metrics[m] for m in held_out})
 
 
 def test_regressor_logs_error_metrics_and_residuals(settings, client):
@@ -77,7 +78,9 @@ def test_regressor_logs_error_metrics_and_residuals(settings, client):
     )
     assert result.task == "regression" and result.model_version is None
     metrics = client.get_run(result.run_id).data.metrics
-    assert set(metrics) == {"rmse", "mae", "r2"} and metrics["rmse"] >= metrics["mae"] > 0
+    held_out = {"rmse", "mae", "r2"}
+    assert set(metrics) == held_out | {f"{k}_test_{m}" for k in ("baseline", "lift") for m in held_out}
+    assert metrics["rmse"] >= metrics["mae"] > 0
     assert "evaluation/residuals.png" in _artifact_paths(client, result.run_id)
     assert client.search_registered_models() == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -11,16 +12,21 @@ from sklearn.model_selection import train_test_split
 
 from common.errors import UserInputError
 from training import plots
+from training.baseline import loud_warning, record_baseline
 from training.evaluation import evaluate
 from training.registration import classes_tag, registered_version
 from training.sklearn.estimators import ESTIMATOR_STEP
 from training.sklearn.model import log_sklearn_model
 from training.tasks import CLASSIFICATION, LabeledData
 
+_logger = logging.getLogger(__name__)
+
 
 def fit_and_log(pipeline, task: str, X_train, X_test, y_train, y_test, model_name: str | None):
-    """Fit on the training split, log held-out metrics, plots, the test split and the model (registered when
-    `model_name` is given) into the active run. Shared by `train_sklearn` and the tuning jobs' refit."""
+    """Fit on the training split, log held-out metrics beside the trivial baseline's, plots, the test split and the
+    model (registered when `model_name` is given) into the active run. Shared by `train_sklearn` and the tuning
+    jobs' refit. Returns the metrics, the model's info, the version and, when the model does not beat the
+    baseline, the warning the job ends with."""
     pipeline.fit(X_train, y_train)
     metrics = evaluate(pipeline, X_test, y_test, task)
     mlflow.log_metrics(metrics)
@@ -28,7 +34,10 @@ def fit_and_log(pipeline, task: str, X_train, X_test, y_train, y_test, model_nam
     info = log_sklearn_model(pipeline, X_train, registered_model_name=model_name)
     tags = {"task": task, **(classes_tag(pipeline.classes_) if task == CLASSIFICATION else {})}
     version = registered_version(info, model_name, tags)
-    return metrics, info, version
+    warning = loud_warning(record_baseline(task, metrics, y_train, y_test, model_name, version), model_name, version)
+    if warning:
+        _logger.warning(warning)
+    return metrics, info, version, warning
 
 
 def split_train_test(labeled: LabeledData, test_fraction: float, seed: int):

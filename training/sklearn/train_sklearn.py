@@ -60,11 +60,13 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
         log_dataset(table.to_mlflow_dataset(targets=params.label), context="training")
         record_training("train_sklearn", params.data)
 
-        metrics, info, version = fit_and_log(
+        metrics, info, version, warning = fit_and_log(
             pipeline, labeled.task, X_train, X_test, y_train, y_test, params.model_name
         )
         _logger.info("run %s: %s", active.info.run_id, metrics)
-        return TrainResult(active.info.run_id, info.model_uri, labeled.task, metrics, params.model_name, version)
+        return TrainResult(
+            active.info.run_id, info.model_uri, labeled.task, metrics, params.model_name, version, warning=warning
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:

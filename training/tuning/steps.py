@@ -145,9 +145,11 @@ def refit_best(active, prepared: TuningData, best: dict, model_name: str | None)
     model with signature), registered when `model_name` is given."""
     p = prepared
     pipeline = p.pipeline.set_params(**{f"{ESTIMATOR_STEP}__{k}": v for k, v in best.items()})
-    metrics, info, version = fit_and_log(pipeline, p.labeled.task, p.X_train, p.X_test, p.y_train, p.y_test, model_name)
+    metrics, info, version, warning = fit_and_log(
+        pipeline, p.labeled.task, p.X_train, p.X_test, p.y_train, p.y_test, model_name
+    )
     _logger.info("run %s: best %s, held-out %s", active.info.run_id, best, metrics)
-    return TrainResult(active.info.run_id, info.model_uri, p.labeled.task, metrics, model_name, version, best)
+    return TrainResult(active.info.run_id, info.model_uri, p.labeled.task, metrics, model_name, version, best, warning)
 
 
 class TrialRuns:
