@@ -22,7 +22,7 @@ from registry.promote import PromoteParams
 from scoring.batch import score_batch
 from scoring.batch.score_batch import ScoreBatchParams
 from training.sklearn import train_sklearn
-from training.sklearn.estimators import ESTIMATORS
+from training.sklearn.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from training.sklearn.train_sklearn import TrainSklearnParams
 
 ID_COLUMN = "row_id"
@@ -32,7 +32,7 @@ ID_COLUMN = "row_id"
 class MainParams:
     data: str = param("breast_cancer", help="Parquet/CSV path or a bundled data set name")
     label: str = param(DEFAULT_LABEL)
-    estimator: str = param("random_forest", choices=sorted(ESTIMATORS))
+    estimator: str = param(DEFAULT_ESTIMATOR, choices=sorted(ESTIMATORS))
     model_name: str = param("breast_cancer_classifier")
     output: str = param("output/quickstart/predictions.parquet")
     seed: int = param(42)

@@ -15,8 +15,15 @@ from common.params import logged_params, param, parse_params
 from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import job_settings, log_dataset, log_new_params, tracked_run
-from training.sklearn.estimators import ESTIMATOR_STEP, ESTIMATORS, build_pipeline
+from training.sklearn.estimators import (
+    DEFAULT_ESTIMATOR,
+    DEFAULT_MAX_CATEGORIES,
+    ESTIMATOR_STEP,
+    ESTIMATORS,
+    build_pipeline,
+)
 from training.sklearn.fit import fit_and_log, split_train_test
+from training.sklearn.screening import DEFAULT_ID_LIKE_RATIO, check_thresholds, screen_columns
 from training.tasks import TASK_CHOICES, TrainResult, check_test_fraction, split_features
 
 _logger = logging.getLogger(__name__)
@@ -26,21 +33,28 @@ _logger = logging.getLogger(__name__)
 class TrainSklearnParams:
     data: str = param("breast_cancer", help="Parquet/CSV path or a bundled data set name")
     label: str = param(DEFAULT_LABEL)
-    estimator: str = param("random_forest", choices=sorted(ESTIMATORS))
+    estimator: str = param(DEFAULT_ESTIMATOR, choices=sorted(ESTIMATORS))
     task: str = param("auto", choices=TASK_CHOICES)
     hyperparams: dict = param({}, help='JSON object, e.g. {"n_estimators": 200}')
     seed: int = param(42)
     test_fraction: float = param(0.2)
     exclude: tuple[str, ...] = param((), help="comma-separated columns that are not features (ids)")
     model_name: str | None = param(None, help="register the model under this name")
+    max_categories: int = param(DEFAULT_MAX_CATEGORIES, help="values kept per string column; rarer ones share 'other'")
+    id_like_ratio: float = param(
+        DEFAULT_ID_LIKE_RATIO, help="a string column this share of whose values are distinct is left out (>1: never)"
+    )
 
 
 def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
     """Validate everything first, so bad input fails before a run or a model version exists."""
     check_test_fraction(params.test_fraction)
+    check_thresholds(params.id_like_ratio, params.max_categories)
     table = load_table(params.data)
     labeled = split_features(table.frame, params.label, params.task, list(params.exclude))
-    pipeline = build_pipeline(params.estimator, labeled, params.hyperparams, params.seed)
+    screened = screen_columns(labeled, params.id_like_ratio, params.max_categories)
+    labeled = screened.data
+    pipeline = build_pipeline(params.estimator, labeled, params.hyperparams, params.seed, params.max_categories)
     X_train, X_test, y_train, y_test = split_train_test(labeled, params.test_fraction, params.seed)
     if labeled.rows_missing_label:
         _logger.warning("left out %d row(s) whose label %r is missing", labeled.rows_missing_label, params.label)
@@ -54,6 +68,7 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
                 "n_rows_train": len(X_train),
                 "n_rows_test": len(X_test),
                 "n_rows_missing_label": labeled.rows_missing_label,
+                **({"dropped_columns": screened.describe()} if screened.left_out else {}),
             }
         )
         log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})
