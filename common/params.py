@@ -35,14 +35,20 @@ def param(default: Any = _REQUIRED, *, help: str = "", choices: Sequence[str] | 
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def entry_point_name(cls: type) -> str:
+    """The MLproject entry point whose parameters `cls` declares: its module is named for the entry point."""
+    module = sys.modules[cls.__module__]
+    # Run as `python -m training.sklearn.train_sklearn` the module is __main__; its spec still knows its real name.
+    name = getattr(module.__spec__, "name", None) or cls.__module__
+    return name.rsplit(".", 1)[-1]
+
+
 def parse_params(cls: type, argv: Sequence[str] | None):
     """The dataclass from the command line: `--some-name value` for each field `some_name`. The program is the
     entry point's module, described by the first line of its docstring."""
     module = sys.modules[cls.__module__]
-    # Run as `python -m training.sklearn.train_sklearn` the module is __main__; its spec still knows its real name.
-    name = getattr(module.__spec__, "name", None) or cls.__module__
     parser = argparse.ArgumentParser(
-        prog=name.rsplit(".", 1)[-1], description=(module.__doc__ or "").strip().splitlines()[0]
+        prog=entry_point_name(cls), description=(module.__doc__ or "").strip().splitlines()[0]
     )
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):

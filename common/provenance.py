@@ -19,6 +19,7 @@ import mlflow
 
 from common.datasets import BUNDLED
 from common.java import java_executable, java_version
+from common.params import entry_point_name
 from common.tracking import git_tree_dirty
 
 ENTRY_POINT_TAG = "lifecycle.entry_point"
@@ -35,13 +36,20 @@ SPARK_TAGS = {
 VERSION_TAGS = {"python": "lifecycle.env.python", "java": "lifecycle.env.java", "spark": "lifecycle.env.spark"}
 ENVIRONMENT_FILE = "reproducibility/environment.json"
 EXACT = "exact"
+# The training entry points: their runs make a model from data and parameters alone and record so here, so
+# `reproduce` can replay them. A new training job adds its name; the tests hold MLproject to this list.
+TRAINING_ENTRY_POINTS = ("train_sklearn", "train_mllib", "train_per_group", "tune_hyperopt", "tune_joblib")
 
 
-def record_training(entry_point: str, data: str, spark=None, not_exact: str | None = None) -> None:
-    """Tag the active run with everything above and log the environment file. `spark`: the job's session, when it
-    used one (its settings decide how rows are split and folded). `not_exact`: why a rerun cannot match, if so."""
+def record_training(params, spark=None, not_exact: str | None = None) -> None:
+    """Tag the active run with everything above and log the environment file. `params`: the training entry point's
+    parameters (their class names the entry point, their `data` the data). `spark`: the job's session, when it used
+    one (its settings decide how rows are split and folded). `not_exact`: why a rerun cannot match, if so."""
+    entry_point = entry_point_name(type(params))
+    if entry_point not in TRAINING_ENTRY_POINTS:
+        raise ValueError(f"{entry_point} is not one of TRAINING_ENTRY_POINTS ({', '.join(TRAINING_ENTRY_POINTS)})")
     environment = current_environment(spark)
-    source, digest = data_fingerprint(data)
+    source, digest = data_fingerprint(params.data)
     dirty = git_tree_dirty()
     tags = {
         ENTRY_POINT_TAG: entry_point,

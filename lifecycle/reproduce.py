@@ -30,7 +30,7 @@ from common.tracking import PROJECT_ROOT, job_settings, tracked_run
 from lifecycle.comparison import NOT_REPRODUCED, Comparison, compare_predictions, compare_runs
 from lifecycle.replay import replay, worktree
 from lifecycle.training_record import TrainingRecord, check_commit, check_data, check_environment, read_record
-from registry.gate import TEST_SPLIT, logged_test_split
+from training.held_out import TEST_SPLIT, logged_test_split
 
 _logger = logging.getLogger(__name__)
 ORIGINAL_RUN_TAG = "lifecycle.reproduction.of_run_id"

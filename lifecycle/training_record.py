@@ -23,13 +23,11 @@ from common.provenance import (
     EXACT_TAG,
     GIT_COMMIT_TAG,
     GIT_DIRTY_TAG,
+    TRAINING_ENTRY_POINTS,
     current_environment,
     data_fingerprint,
 )
 from common.registry_lookup import is_not_found
-
-# The entry points whose runs produce a model from data and parameters alone.
-REPRODUCIBLE_ENTRY_POINTS = ("train_sklearn", "train_mllib", "train_per_group", "tune_hyperopt", "tune_joblib")
 
 
 @dataclass(frozen=True)
@@ -61,16 +59,16 @@ def read_record(client: mlflow.MlflowClient, run_id: str) -> TrainingRecord:
         raise UserInputError(f"run {run_id} does not exist in the tracking store {mlflow.get_tracking_uri()}") from exc
     tags = run.data.tags
     entry_point = tags.get(ENTRY_POINT_TAG)
-    if entry_point not in REPRODUCIBLE_ENTRY_POINTS:
+    if entry_point not in TRAINING_ENTRY_POINTS:
         made_by = tags.get("mlflow.project.entryPoint") or tags.get("mlflow.source.name") or "unknown code"
-        if made_by in REPRODUCIBLE_ENTRY_POINTS:
+        if made_by in TRAINING_ENTRY_POINTS:
             raise UserInputError(
                 f"run {run_id} ({made_by}) was made before training runs recorded what reproduce needs "
                 f"(it has no {ENTRY_POINT_TAG} tag): train it again to have a reproducible version"
             )
         raise UserInputError(
             f"run {run_id} was not made by one of this project's training entry points "
-            f"({', '.join(REPRODUCIBLE_ENTRY_POINTS)}) but by {made_by}: it has no record to replay"
+            f"({', '.join(TRAINING_ENTRY_POINTS)}) but by {made_by}: it has no record to replay"
         )
     commit = tags.get(GIT_COMMIT_TAG)
     if not commit:

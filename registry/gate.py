@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import mlflow
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import EvaluationResult, MetricThreshold
 from mlflow.models.evaluation.validation import ModelValidationFailedException
@@ -30,6 +27,7 @@ from common.errors import UserInputError
 from common.model_uri import ResolvedModel
 from scoring.batch.dataframe import score_resolved
 from training.evaluation import GREATER_IS_BETTER, classification_metrics, regression_metrics
+from training.held_out import TEST_SPLIT, logged_test_split  # noqa: F401 - TEST_SPLIT: read from here by monitoring
 from training.registration import CLASSES_TAG
 from training.tasks import CLASSIFICATION, REGRESSION
 
@@ -116,17 +114,6 @@ def evaluation_frame(client, candidate: ModelVersion, data: str | None) -> tuple
     if table.num_rows == 0:
         raise UserInputError("evaluation data has no labelled rows")
     return table, label, task
-
-
-TEST_SPLIT = "data/test.parquet"  # where every training job logs its held-out rows
-
-
-def logged_test_split(run_id: str) -> pa.Table:
-    """The held-out rows a training run logged, in the types they were written with (MLflow's error when it logged
-    none)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=TEST_SPLIT, dst_path=tmp)
-        return pq.read_table(Path(local))
 
 
 def score_metrics(spark: SparkSession, model: ResolvedModel, rows: pa.Table, label: str, task: str) -> dict[str, float]:

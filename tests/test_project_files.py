@@ -1,5 +1,6 @@
 """The project's own contract: environments in step, entry points as documented, the README's two commands."""
 
+import dataclasses
 import importlib
 import tomllib
 
@@ -37,44 +38,30 @@ def test_lock_pins_every_dependency_in_its_range():
         assert requirement.specifier.contains(pins[requirement.name.lower()]), spec
 
 
-# Every MLproject entry point and the parameter dataclass its module declares.
-PARAMETERS = {
-    "main": "lifecycle.main:MainParams",
-    "train_sklearn": "training.sklearn.train_sklearn:TrainSklearnParams",
-    "train_mllib": "training.mllib.train_mllib:TrainMllibParams",
-    "train_per_group": "training.per_group.train_per_group:TrainPerGroupParams",
-    "tune_hyperopt": "training.tuning.tune_hyperopt:TuneHyperoptParams",
-    "tune_joblib": "training.tuning.tune_joblib:TuneJoblibParams",
-    "export_onnx": "training.mllib_onnx.export_onnx:ExportOnnxParams",
-    "reproduce": "lifecycle.reproduce:ReproduceParams",
-    "promote": "registry.promote:PromoteParams",
-    "rollback": "registry.rollback:RollbackParams",
-    "history": "registry.history:HistoryParams",
-    "score_batch": "scoring.batch.score_batch:ScoreBatchParams",
-    "score_stream": "scoring.stream.score_stream:ScoreStreamParams",
-    "serve": "scoring.serving.serve:ServeParams",
-}
-
-
 def _entry_points() -> dict:
     return yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]
 
 
-def _params_class(target: str):
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
+def _module(entry_point: str) -> str:
+    return _entry_points()[entry_point]["command"].split()[2]  # python -m <module> ...
 
 
-def test_every_entry_point_has_a_parameter_dataclass():
-    assert set(_entry_points()) == set(PARAMETERS)
+def _params_class(entry_point: str):
+    """The parameter dataclass of an entry point: `train_sklearn` declares `TrainSklearnParams` in its module."""
+    name = "".join(word.capitalize() for word in entry_point.split("_")) + "Params"
+    return getattr(importlib.import_module(_module(entry_point)), name)
 
 
-@pytest.mark.parametrize("entry_point", sorted(PARAMETERS))
+@pytest.mark.parametrize("entry_point", sorted(_entry_points()))
 def test_mlproject_declares_exactly_the_dataclass_parameters_types_and_defaults(entry_point):
-    from common.params import mlproject_parameters, parse_params
+    from common.params import entry_point_name, mlproject_parameters, parse_params
 
     entry = _entry_points()[entry_point]
-    cls = _params_class(PARAMETERS[entry_point])
+    module = _module(entry_point)
+    assert entry["command"].split()[:2] == ["python", "-m"]
+    assert module.rsplit(".", 1)[-1] == entry_point  # an entry point's module is named for it
+    cls = _params_class(entry_point)
+    assert entry_point_name(cls) == entry_point
     declared = {name: spec if isinstance(spec, dict) else {"type": spec} for name, spec in entry["parameters"].items()}
     for spec in declared.values():
         if spec["type"] == "float" and "default" in spec:
@@ -85,15 +72,25 @@ def test_mlproject_declares_exactly_the_dataclass_parameters_types_and_defaults(
             spec["default"] = float(spec["default"])
     assert declared == expected
     # The command passes every parameter to the module, which parses each into the dataclass's own default.
-    module = PARAMETERS[entry_point].split(":")[0]
-    assert entry["command"].split()[:3] == ["python", "-m", module]
-    assert module.rsplit(".", 1)[-1] == entry_point  # an entry point's module is named for it
     for name in declared:
         assert f"--{name.replace('_', '-')} {{{name}}}" in " ".join(entry["command"].split()), name
     required = {name: "x" for name, spec in declared.items() if "default" not in spec}
     argv = [f"--{name.replace('_', '-')}={spec.get('default', required.get(name))}" for name, spec in declared.items()]
     defaults = parse_params(cls, argv)
     assert defaults == cls(**{k: v for k, v in required.items()})
+
+
+def test_the_training_entry_points_are_mlproject_entry_points_that_take_data():
+    """One list (common.provenance) names the training entry points: record_training refuses any other, and
+    `reproduce` replays exactly these."""
+    from common.provenance import TRAINING_ENTRY_POINTS
+    from lifecycle import training_record
+
+    assert set(TRAINING_ENTRY_POINTS) <= set(_entry_points())
+    for entry_point in TRAINING_ENTRY_POINTS:
+        assert "data" in _entry_points()[entry_point]["parameters"], entry_point
+        assert "data" in {f.name for f in dataclasses.fields(_params_class(entry_point))}, entry_point
+    assert training_record.TRAINING_ENTRY_POINTS is TRAINING_ENTRY_POINTS
 
 
 def test_entry_points_run_modules_with_declared_parameters():
@@ -137,3 +134,14 @@ def test_an_entry_point_run_as_a_module_names_itself_in_its_usage():
         [sys.executable, "-m", "registry.history"], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2 and done.stderr.startswith("usage: history ")
+
+
+def test_record_training_refuses_what_is_not_a_training_entry_point():
+    from common.provenance import record_training
+
+    @dataclasses.dataclass(frozen=True)
+    class NotTrainingParams:
+        data: str = "breast_cancer"
+
+    with pytest.raises(ValueError, match="test_project_files is not one of TRAINING_ENTRY_POINTS"):
+        record_training(NotTrainingParams())

@@ -9,6 +9,7 @@ import pandas as pd
 from common.provenance import ENTRY_POINT_TAG, GIT_DIRTY_TAG, REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG, SPARK_TAGS
 from lifecycle.reproduce import ORIGINAL_RUN_TAG
 from tests.helpers import run_entry_point
+from training.held_out import download_test_split
 
 
 def train(entry_point, params, settings, tmp_path, project):
@@ -63,4 +64,4 @@ def assert_reproduced_exactly(client, version, done, test_rows: int):
 
 
 def logged_test_rows(client, run_id, tmp_path) -> int:
-    return len(pd.read_parquet(client.download_artifacts(run_id, "data/test.parquet", str(tmp_path))))
+    return len(pd.read_parquet(download_test_split(run_id, str(tmp_path), client)))

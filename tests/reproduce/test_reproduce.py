@@ -29,6 +29,7 @@ from common.provenance import (
 from lifecycle.training_record import environment_differences
 from tests.helpers import REPO, git
 from tests.reproduce.checks import assert_reproduced_exactly, logged_test_rows, reproduce, reproduction_run, train
+from training.held_out import download_test_split
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -61,7 +62,7 @@ def test_a_train_sklearn_version_of_a_csv_file_is_reproduced_exactly_and_refused
     assert_reproduced_exactly(client, version, done, logged_test_rows(client, version.run_id, tmp_path))
     # The two models, loaded here, predict the logged test split alike to the last bit.
     _, replay = reproduction_run(client, version)
-    test = pd.read_parquet(client.download_artifacts(version.run_id, "data/test.parquet", str(tmp_path)))
+    test = pd.read_parquet(download_test_split(version.run_id, str(tmp_path), client))
     features = test.drop(columns="target")
     replayed = mlflow.sklearn.load_model(f"models:/{replay.outputs.model_outputs[0].model_id}")
     original = mlflow.sklearn.load_model("models:/wine/1")

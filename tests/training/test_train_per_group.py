@@ -13,6 +13,7 @@ from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
 from tests.helpers import run_entry_point
 from tests.reproduce.checks import assert_reproduced_exactly, logged_test_rows, reproduce
+from training.held_out import logged_test_split
 from training.per_group.model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
 from training.per_group.train_per_group import TrainPerGroupParams, run
 
@@ -200,8 +201,7 @@ def test_a_declared_fallback_scores_unseen_and_missing_groups_and_the_gate_uses_
     np.testing.assert_array_equal(predicted[10:], fallback.predict(features[10:]))
 
     # Every trained group's held-out rows are logged (not the fallback's: its rows are the groups' rows again).
-    local = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data/test.parquet")
-    held_out = pd.read_parquet(local)
+    held_out = logged_test_split(result.run_id).to_pandas()
     table = mlflow.load_table("per_group_metrics.json", run_ids=[result.run_id])
     # Each group's test split, with its group value, in the training table's column order and types.
     assert held_out["device"].value_counts().sort_index().tolist() == table.sort_values("group")["n_test"].tolist()

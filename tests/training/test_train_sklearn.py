@@ -9,6 +9,7 @@ import yaml
 from common.errors import UserInputError
 from common.params import parse_params
 from training.evaluation import evaluate
+from training.held_out import TEST_SPLIT, logged_test_split
 from training.sklearn.train_sklearn import TrainSklearnParams, run
 
 
@@ -37,7 +38,7 @@ def test_classifier_run_tracks_params_metrics_plots_data_and_a_registered_skops_
     assert tracked.data.metrics["roc_auc"] > 0.95
 
     assert _artifact_paths(client, result.run_id) == [
-        "data/test.parquet",
+        TEST_SPLIT,
         "evaluation/confusion_matrix.png",
         "evaluation/feature_importances.csv",
         "evaluation/feature_importances.png",
@@ -64,9 +65,7 @@ def test_classifier_run_tracks_params_metrics_plots_data_and_a_registered_skops_
     assert info.signature.inputs.input_names()[:2] == ["mean_radius", "mean_texture"]
 
     # The logged metrics are the loaded model's own on the logged held-out split.
-    test_split = pd.read_parquet(
-        mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="data/test.parquet")
-    )
+    test_split = logged_test_split(result.run_id).to_pandas()
     loaded = mlflow.sklearn.load_model("models:/cancer/1")
     recomputed = evaluate(loaded, test_split.drop(columns="target"), test_split["target"], "classification")
     assert recomputed == pytest.approx({m: tracked.data.metrics[m] for m in held_out})

@@ -21,6 +21,7 @@ from common.columns import col
 from common.datasets import load_spark_table
 from common.errors import UserInputError
 from training import plots
+from training.held_out import log_test_split
 from training.mllib.evaluation import evaluator_for, feature_importances, held_out_metrics, plot_sample
 from training.mllib.features import TitleAgeImputer
 from training.mllib.model import log_spark_model
@@ -121,7 +122,7 @@ def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None
     metrics = held_out_metrics(predictions, spec.task, spec.label, job.binary)
     mlflow.log_metrics(metrics)
     _log_evaluation_artifacts(predictions, model, spec, job.label_classes, job.n_classes)
-    _log_test_split(job.test, job.plan.raw_features, spec.label)
+    log_test_split(job.test.select(*job.plan.raw_features, spec.label))
     features = job.labeled.select(*job.plan.raw_features)
     prediction_type = job.labeled.schema[spec.label].dataType if job.label_classes is None else T.StringType()
     info = log_spark_model(model, features, PREDICTION, prediction_type, registered_model_name=model_name)
@@ -231,12 +232,3 @@ def _log_evaluation_artifacts(predictions, model: PipelineModel, spec, label_cla
             plots.feature_importances_png(importances, out / "feature_importances.png")
             importances.to_csv(out / "feature_importances.csv", index=False)
         mlflow.log_artifacts(tmp, artifact_path="evaluation")
-
-
-def _log_test_split(test: DataFrame, features: list[str], label: str) -> None:
-    """The held-out rows as `data/test.parquet` (features and label, as the data had them), so the model can be
-    evaluated again later, e.g. by the promotion gate."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "test.parquet"
-        test.select(*features, label).write.parquet(str(folder))
-        mlflow.log_artifacts(str(folder.parent), artifact_path="data")

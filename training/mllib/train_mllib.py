@@ -76,7 +76,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
             }
         )
         log_dataset(spark_dataset(job.df, p.data, job.source, p.label), context="training")
-        record_training("train_mllib", p.data, spark)
+        record_training(p, spark)
 
         if p.cv_folds >= 2:
             model, best_params = cross_validate(

@@ -20,12 +20,12 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame, SparkSession
 
 from common.onnx_model import ONNX_ARTIFACT_DIR, ONNX_PASSED, ONNX_TAG, PARITY_FILE, load_onnx_pipeline
+from training.held_out import TEST_SPLIT, download_test_split
 from training.mllib_onnx.convert import ColumnTypes, convert_pipeline
 from training.mllib_onnx.parity import DEFAULT_TOLERANCE, check_parity
 from training.mllib_onnx.saved_stages import UnsupportedPipeline
 
 _logger = logging.getLogger(__name__)
-TEST_SPLIT_ARTIFACT = "data/test.parquet"  # training.mllib.steps logs the held-out rows there
 SPARK_FLAVOR = "spark"
 
 
@@ -98,9 +98,9 @@ def export_version(
 
 def _logged_test_split(spark: SparkSession, client: MlflowClient, run_id: str, destination: Path) -> DataFrame:
     try:
-        path = client.download_artifacts(run_id, TEST_SPLIT_ARTIFACT, str(destination))
+        path = download_test_split(run_id, str(destination), client)
     except Exception as exc:
-        raise RuntimeError(f"run {run_id} has no held-out split {TEST_SPLIT_ARTIFACT} to check parity on") from exc
+        raise RuntimeError(f"run {run_id} has no held-out split {TEST_SPLIT} to check parity on") from exc
     return spark.read.parquet(path)
 
 

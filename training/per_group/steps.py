@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from common.columns import col, with_aliases
 from common.errors import UserInputError
+from training.held_out import log_test_split
 from training.per_group.executor import FALLBACK_FLAG, RESULT_SCHEMA, TRAINED, GroupTrainingPlan, group_trainer
 from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION, infer_task
 
@@ -83,16 +80,14 @@ def train_groups(df: DataFrame, plan: GroupTrainingPlan, with_fallback: bool) ->
 
 
 def log_held_out(held_out: pd.Series, schema: pa.Schema) -> None:
-    """Every trained group's held-out rows (group column, features, label) as `data/test.parquet`, as the other
-    training jobs log theirs, so the promotion gate can score the model again with no data of the user's.
+    """Every trained group's held-out rows (group column, features, label) as the run's held-out split, as the
+    other training jobs log theirs, so the promotion gate can score the model again with no data of the user's.
     Written in the training table's types: a group's pandas rows may have widened an integer column with gaps."""
     tables = [
         pa.Table.from_pandas(pd.read_parquet(io.BytesIO(blob)), schema=schema, preserve_index=False)
         for blob in held_out.dropna()
     ]
-    with tempfile.TemporaryDirectory() as tmp:
-        pq.write_table(pa.concat_tables(tables), Path(tmp) / "test.parquet")
-        mlflow.log_artifacts(tmp, artifact_path="data")
+    log_test_split(pa.concat_tables(tables))
 
 
 def summary_metrics(table: pd.DataFrame, task: str, rows_missing_group: int) -> dict[str, float]:

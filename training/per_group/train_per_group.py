@@ -133,7 +133,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainPerGroupParams) ->
             _logger.warning("left out %d row(s) whose group %r is missing", rows_missing_group, p.group)
         log_new_params({**logged_params(p), "resolved_task": resolved_task, "features": ",".join(features)})
         log_dataset(spark_dataset(df, p.data, source, p.label), context="training")
-        record_training("train_per_group", p.data, spark)
+        record_training(p, spark)
         metrics = summary_metrics(table, resolved_task, rows_missing_group)
         if fallback_row is not None:
             metrics.update({f"fallback_{k}": v for k, v in json.loads(fallback_row["metrics"]).items()})

@@ -14,6 +14,7 @@ from common.errors import UserInputError
 from training import plots
 from training.baseline import loud_warning, record_baseline
 from training.evaluation import evaluate
+from training.held_out import log_test_split
 from training.registration import classes_tag, registered_version
 from training.sklearn.estimators import ESTIMATOR_STEP
 from training.sklearn.model import log_sklearn_model
@@ -63,9 +64,7 @@ def log_evaluation_artifacts(model, X_test: pd.DataFrame, y_test: pd.Series, tas
             plots.feature_importances_png(importances, out / "feature_importances.png")
             importances.to_csv(out / "feature_importances.csv", index=False)
         mlflow.log_artifacts(tmp, artifact_path="evaluation")
-    with tempfile.TemporaryDirectory() as tmp:
-        X_test.assign(**{y_test.name: y_test}).to_parquet(Path(tmp) / "test.parquet", index=False)
-        mlflow.log_artifacts(tmp, artifact_path="data")
+    log_test_split(X_test.assign(**{y_test.name: y_test}))
 
 
 def feature_importances(pipeline) -> pd.DataFrame | None:

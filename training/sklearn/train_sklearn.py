@@ -73,7 +73,7 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
         )
         log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})
         log_dataset(table.to_mlflow_dataset(targets=params.label), context="training")
-        record_training("train_sklearn", params.data)
+        record_training(params)
 
         metrics, info, version, warning = fit_and_log(
             pipeline, labeled.task, X_train, X_test, y_train, y_test, params.model_name

@@ -72,7 +72,7 @@ def tune_mllib(
         )
         log_dataset(spark_dataset(job.df, r.data, job.source, r.label), context="training")
         # Trials run one after another here whatever `parallelism` says; only a timeout changes what runs.
-        record_training("tune_hyperopt", r.data, spark, not_exact=why_not_exact(1, timeout))
+        record_training(r, spark, not_exact=why_not_exact(1, timeout))
         objective = _CrossValidatedObjective(job, search, metric, r.cv_folds, r.seed)
         try:
             best = minimize(objective, search, metric, Trials(), max_evals, r.seed, timeout)

@@ -68,7 +68,7 @@ def _tune_sklearn(spark: SparkSession, settings: Settings, p: TuneHyperoptParams
     search = prepared.space
     with tracked_run(settings, run_name=f"tune_hyperopt-{p.estimator}") as active:
         prepared.log_setup({"space": describe(search), "trials_backend": _trials_backend(p.backend, p.parallelism)})
-        record_training("tune_hyperopt", p.data, spark, not_exact=why_not_exact(p.parallelism, p.timeout))
+        record_training(p, spark, not_exact=why_not_exact(p.parallelism, p.timeout))
         data_ref = spark.sparkContext.broadcast((prepared.X_train, prepared.y_train))
         objective = prepared.objective(data_ref, search, p.seed)
         try:

@@ -61,7 +61,7 @@ def run(spark: SparkSession, settings: Settings, params: TuneJoblibParams) -> Tr
     with tracked_run(settings, run_name=f"tune_joblib-{p.estimator}") as active:
         prepared.log_setup({"space": describe(searched), "n_candidates": _candidate_count(cv)})
         # Every candidate is fitted on the same seeded folds, so n_jobs changes only when each fit runs.
-        record_training("tune_joblib", p.data, spark)
+        record_training(p, spark)
         fit_on_spark(cv, prepared.X_train, prepared.y_train, p.n_jobs)
         results = cv_results_table(cv, prepared.metric.negated)
         mlflow.log_table(results, artifact_file="tuning/cv_results.json")
