@@ -52,8 +52,8 @@ def trained(spark, template_db, tmp_path_factory):
         train_mllib(spark, settings, TrainMllibParams(title_from="name", num_trees=20, model_name="titanic_mllib"))
         train_sklearn(
             settings,
-            TrainSklearnParams(data="titanic", label="survived", hyperparams={"n_estimators": 30},
-                               model_name="titanic_sklearn"),
+            TrainSklearnParams(data="titanic", label="survived", estimator="random_forest",
+                               hyperparams={"n_estimators": 30}, model_name="titanic_sklearn"),
         )  # fmt: skip
         train_per_group(
             spark,
