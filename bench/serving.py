@@ -176,10 +176,10 @@ class Servers:
         for server in list(self.running):
             self.stop(server)
 
-    def ours(self, model_uri: str, reload_seconds: float = 5.0) -> Server:
+    def ours(self, model_uri: str, reload_seconds: float = 5.0, extra: tuple[str, ...] = ()) -> Server:
         port = _free_port()
         args = ["-m", "scoring.serving.serve", "--model-uri", model_uri, "--port", str(port), "--host", "127.0.0.1"]
-        args += ["--workers", "1", "--reload-seconds", f"{reload_seconds:g}"]
+        args += ["--workers", "1", "--reload-seconds", f"{reload_seconds:g}", *extra]
         return self._start(f"ours {model_uri}", args, port)
 
     def mlflow(self, model_uri: str) -> Server:
