@@ -26,6 +26,12 @@ from bench._quality_tables import TABLES, QualityTable
 from common.settings import Settings
 
 TOLERANCE = {"sklearn": 0.01, "mllib": 0.03}
+QUALITY_HEADER = [
+    "table", "kind", "metric",
+    "sk baseline", "sk anchor", "sk default", "sk xgboost",
+    "ml baseline", "ml anchor", "ml default", "ml xgboost",
+    "sk goal", "ml goal",
+]  # fmt: skip
 # (path, estimator): None is the job's own default.
 VARIANTS = (("sklearn", None), ("sklearn", "xgboost"), ("mllib", None), ("mllib", "xgboost"))
 
@@ -162,7 +168,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="model_quality", description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default="", help="comma-separated table names (default: all)")
     args = parser.parse_args(argv)
-    chosen = [t for t in TABLES if not args.tables or t.name in args.tables.split(",")]
+    by_name = {t.name: t for t in TABLES}
+    unknown = [n for n in args.tables.split(",") if n and n not in by_name]
+    if unknown:
+        parser.error(f"unknown tables {unknown}; known: {', '.join(by_name)}")
+    chosen = [by_name[n] for n in args.tables.split(",") if n] or list(TABLES)  # in the order given
 
     from common.spark import build_spark
 
@@ -181,18 +191,14 @@ def main(argv=None) -> None:
         times.append(time_row(table, len(frame), outcomes))
         failures += [(table.name, v, o.failure) for v, o in outcomes.items() if o.failure]
         print(f"done: {table.name} ({table.covers})", flush=True)
+        print_table(f"{table.name} so far", QUALITY_HEADER, quality[-len(metric_names(table.kind)) :])
 
     print_table(
         f"Held-out quality, seed 42 (sklearn default: {defaults['sklearn']}, mllib default: {defaults['mllib']}); "
         "baseline and anchor on each path's own split",
-        [
-            "table", "kind", "metric",
-            "sk baseline", "sk anchor", "sk default", "sk xgboost",
-            "ml baseline", "ml anchor", "ml default", "ml xgboost",
-            "sk goal", "ml goal",
-        ],
+        QUALITY_HEADER,
         quality,
-    )  # fmt: skip
+    )
     print_table(
         "Time, seconds (product: the whole in-process job; anchors: the fit alone, on train_sklearn's split)",
         ["table", "rows", "sk default", "sk xgboost", "ml default", "ml xgboost", "hist_gb fit", "xgboost fit"],
