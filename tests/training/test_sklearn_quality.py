@@ -146,3 +146,12 @@ def test_baseline_is_the_most_frequent_class_or_the_mean():
     assert numbers["rmse"] == pytest.approx(np.sqrt((0 + 4) / 2)) and numbers["mae"] == 1.0
     assert quality_verdict("regression", {"rmse": 1.0}, numbers) == "beats baseline"
     assert quality_verdict("regression", {"rmse": 2.0}, numbers) == "below baseline: rmse 2 vs 1.414"
+
+
+@pytest.mark.parametrize("name", ["hist_gradient_boosting", "xgboost"])
+def test_tuning_has_a_search_space_the_estimator_takes(name):
+    from training.sklearn.estimators import build_estimator
+    from training.tuning.search_space import SKLEARN_SPACES, check_sklearn_space, parse_space
+
+    for task in ("classification", "regression"):
+        check_sklearn_space(parse_space(None, SKLEARN_SPACES[name]), build_estimator(name, task, {}, 0))
