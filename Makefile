@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/python -m bench.per_group_training
 	$(BIN)/python -m bench.tuning_parallelism
 	$(BIN)/python -m bench.team_server
+	$(BIN)/python -m bench.model_quality
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns output spark-warehouse
