@@ -93,12 +93,17 @@ class TrackingServer:
         return running_pid(self.pid_path) is not None
 
     def is_healthy(self) -> bool:
-        """/health answers without credentials once the server has its stores open."""
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
-                return answer.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_health(self.url)
+
+
+def answers_health(url: str) -> bool:
+    """Whether the `mlflow server` at `url` is up: /health answers without credentials once it has its stores
+    open."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def _auth_config(database_uri: str) -> str:

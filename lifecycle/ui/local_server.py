@@ -10,14 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import UserInputError
 from common.settings import DEFAULT_TRACKING_URI
 from common.tracking import PROJECT_ROOT
+from lifecycle.team.tracking_server import answers_health
 from lifecycle.ui.app import APP, server_env
 
 _SQLITE = "sqlite:///"
@@ -81,11 +80,7 @@ class LocalServer:
             time.sleep(0.5)
 
     def is_healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
-                return answer.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_health(self.url)
 
 
 def _port_is_free(host: str, port: int) -> bool:
