@@ -1,12 +1,19 @@
+import logging
+
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from pyspark.ml import PipelineModel
 
 from common.errors import UserInputError
+from common.onnx_model import ONNX_PASSED, ONNX_TAG, load_onnx_pipeline
 from tests.training.test_train_sklearn import _artifact_paths
+from training.baseline import BEATS_BASELINE, QUALITY_TAG
+from training.held_out import logged_test_split
 from training.mllib.features import TitleAgeImputerModel
 from training.mllib.train_mllib import TrainMllibParams, run
+from training.mllib.tree_sizes import FOREST_TREES, sized_trees
 
 
 def test_titanic_pipeline_with_title_stage_is_tracked_and_registered(spark, settings, client):
@@ -112,3 +119,53 @@ def test_single_class_unsupported_type_and_empty_data_are_named(spark, settings,
     with pytest.raises(UserInputError, match="has no rows"):
         run(spark, settings, TrainMllibParams(data=str(empty), label="y", model_name="m"))
     assert client.search_registered_models() == []
+
+
+def test_titanic_defaults_leave_the_name_out_and_beat_the_baseline(spark, settings, client, caplog):
+    with caplog.at_level(logging.WARNING):
+        result = run(spark, settings, TrainMllibParams(data="titanic", label="survived", model_name="defaults"))
+    assert "left out column 'name': id-like" in caplog.text
+    tracked = client.get_run(result.run_id)
+    assert tracked.data.params["features"] == "class,age,sex"
+    assert tracked.data.params["dropped_columns"].startswith("name (id-like: ")
+    metrics = tracked.data.metrics
+    assert metrics["accuracy"] > metrics["baseline_test_accuracy"] and metrics["roc_auc"] > 0.5
+    assert metrics["lift_test_accuracy"] == pytest.approx(metrics["accuracy"] - metrics["baseline_test_accuracy"])
+    assert metrics["baseline_test_roc_auc"] == 0.5
+    assert tracked.data.tags[QUALITY_TAG] == BEATS_BASELINE
+    assert client.get_model_version("defaults", "1").tags[QUALITY_TAG] == BEATS_BASELINE
+    stage = mlflow.spark.load_model("models:/defaults/1").stages[-1]
+    assert stage.getNumTrees == FOREST_TREES and stage.getMaxDepth() == sized_trees("random_forest", 1313)[1]
+
+
+def test_a_model_that_does_not_beat_the_baseline_is_tagged_and_said_loudly(spark, settings, client, tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    noise = tmp_path / "noise.parquet"
+    pd.DataFrame({"x": rng.normal(size=200), "y": rng.normal(size=200)}).to_parquet(noise)
+    with caplog.at_level(logging.WARNING):
+        result = run(spark, settings, TrainMllibParams(data=str(noise), label="y", num_trees=5, model_name="noise"))
+    verdict = client.get_model_version("noise", "1").tags[QUALITY_TAG]
+    assert verdict.startswith("below baseline: rmse") and result.version == "1"
+    assert f"does not beat the trivial baseline on the held-out rows — {verdict}" in caplog.text
+
+
+def test_xgboost_trains_logs_registers_and_answers_from_onnx_as_spark_does(spark, settings, client):
+    params = TrainMllibParams(
+        data="penguins", label="species", estimator="xgboost", hyperparams={"learning_rate": 0.2}, num_trees=10,
+        model_name="xgb",
+    )  # fmt: skip
+    result = run(spark, settings, params)
+    version = client.get_model_version("xgb", "1")
+    assert version.tags[ONNX_TAG] == ONNX_PASSED  # the parity certificate against Spark's transform
+    tracked = client.get_run(result.run_id)
+    assert "learning_rate" in tracked.data.params["hyperparams"]
+    loaded = mlflow.spark.load_model("models:/xgb/1")
+    assert type(loaded.stages[-2]).__name__ == "SparkXGBClassifierModel"
+    assert loaded.stages[-2].getOrDefault("num_workers") == spark.sparkContext.defaultParallelism
+    # The REST path (ONNX, no JVM) and Spark's transform, row by row on the logged held-out split.
+    folder = mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="onnx")
+    onnx_pipeline = load_onnx_pipeline(folder)
+    rows = logged_test_split(result.run_id).to_pandas()[list(onnx_pipeline.input_columns)]
+    expected = loaded.transform(spark.createDataFrame(rows)).select("prediction").toPandas()["prediction"]
+    prediction, _ = onnx_pipeline.predict(rows)
+    assert prediction.tolist() == expected.tolist()

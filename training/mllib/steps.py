@@ -21,6 +21,7 @@ from common.columns import col
 from common.datasets import load_spark_table
 from common.errors import UserInputError
 from training import plots
+from training.baseline import QUALITY_TAG
 from training.held_out import log_test_split
 from training.mllib.evaluation import evaluator_for, feature_importances, held_out_metrics, plot_sample
 from training.mllib.features import TitleAgeImputer
@@ -35,6 +36,7 @@ from training.mllib.pipeline import (
     build_pipeline,
     plan_features,
 )
+from training.mllib.quality import log_baseline
 from training.mllib_onnx.publish import export_version
 from training.registration import classes_tag, registered_version
 from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION, check_test_fraction
@@ -59,6 +61,7 @@ class MllibJob:
     test: DataFrame
     evaluator: object
     rows_missing_label: int
+    quality: str | None = None  # the verdict against the trivial baseline, once logged
 
     @property
     def binary(self) -> bool:
@@ -121,12 +124,13 @@ def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None
     mlflow.log_metrics({"n_rows_train": job.train.count(), "n_rows_test": predictions.count()})
     metrics = held_out_metrics(predictions, spec.task, spec.label, job.binary)
     mlflow.log_metrics(metrics)
+    job.quality = log_baseline(job, metrics)
     _log_evaluation_artifacts(predictions, model, spec, job.label_classes, job.n_classes)
     log_test_split(job.test.select(*job.plan.raw_features, spec.label))
     features = job.labeled.select(*job.plan.raw_features)
     prediction_type = job.labeled.schema[spec.label].dataType if job.label_classes is None else T.StringType()
     info = log_spark_model(model, features, PREDICTION, prediction_type, registered_model_name=model_name)
-    tags = {"task": spec.task}
+    tags = {"task": spec.task, QUALITY_TAG: job.quality}
     if spec.task == CLASSIFICATION:
         tags |= classes_tag(job.label_classes if job.label_classes is not None else range(job.n_classes))
     version = registered_version(info, model_name, tags)

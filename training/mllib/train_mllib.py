@@ -21,6 +21,7 @@ from common.settings import Settings
 from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from training.mllib.cross_validation import cross_validate
 from training.mllib.pipeline import ESTIMATORS, TREE_ESTIMATORS, MllibSpec
+from training.mllib.quality import say_verdict
 from training.mllib.steps import log_fitted_mllib, prepare_mllib
 from training.tasks import TASK_CHOICES, TrainResult
 
@@ -33,8 +34,8 @@ class TrainMllibParams:
     label: str = param("survived")
     task: str = param("auto", choices=TASK_CHOICES)
     estimator: str = param("random_forest", choices=sorted(ESTIMATORS))
-    num_trees: int = param(50, help="trees (random forest) or iterations (GBT)")
-    max_depth: int = param(5)
+    num_trees: int = param(0, help="trees (random forest), iterations (GBT), n_estimators (xgboost); 0: sized")
+    max_depth: int = param(0, help="0: sized from the row count (xgboost: its own default)")
     cv_folds: int = param(0, help="0: no cross-validation; else >= 2")
     grid_num_trees: tuple[int, ...] = param((), help="comma-separated values to cross-validate")
     grid_max_depth: tuple[int, ...] = param((), help="comma-separated values to cross-validate")
@@ -44,11 +45,14 @@ class TrainMllibParams:
     title_from: str | None = param(None, help="name column: add the title feature")
     age_column: str = param("age", help="age column imputed by title (with --title-from)")
     model_name: str | None = param(None, help="register the model under this name")
+    max_categories: int = param(32, help="a string feature's most frequent values kept; the rest share 'other'")
+    id_like_ratio: float = param(0.9, help="distinct/present values at or above which a string column is an id")
+    hyperparams: dict = param({}, help='XGBoost\'s, as JSON, e.g. {"learning_rate": 0.1} (estimator xgboost)')
 
     def spec(self) -> MllibSpec:
         return MllibSpec(
             self.label, self.task, self.estimator, self.num_trees, self.max_depth, self.seed, tuple(self.exclude),
-            self.title_from, self.age_column,
+            self.title_from, self.age_column, self.max_categories, self.id_like_ratio, dict(self.hyperparams),
         )  # fmt: skip
 
 
@@ -73,6 +77,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
                 "resolved_task": spec.task,
                 "features": ",".join(job.plan.raw_features),
                 "n_rows_missing_label": job.rows_missing_label,
+                "dropped_columns": "; ".join(f"{c} ({why})" for c, why in job.plan.dropped.items()),
             }
         )
         log_dataset(spark_dataset(job.df, p.data, job.source, p.label), context="training")
@@ -89,6 +94,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
         job.df.unpersist()
         job.labeled.unpersist()
         _logger.info("run %s: %s", active.info.run_id, metrics)
+        say_verdict(job.quality, p.model_name, version)
         return TrainResult(active.info.run_id, info.model_uri, spec.task, metrics, p.model_name, version, best_params)
 
 
