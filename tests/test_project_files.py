@@ -145,3 +145,42 @@ def test_record_training_refuses_what_is_not_a_training_entry_point():
 
     with pytest.raises(ValueError, match="test_project_files is not one of TRAINING_ENTRY_POINTS"):
         record_training(NotTrainingParams())
+
+
+def _markdown_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens, repeats -1, -2."""
+    import re
+
+    anchors: set[str] = set()
+    in_code = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        heading = None if in_code else re.match(r"#{1,6} (.+)", line)
+        if heading:
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower()).replace(" ", "-")
+            candidate, n = slug, 0
+            while candidate in anchors:
+                n += 1
+                candidate = f"{slug}-{n}"
+            anchors.add(candidate)
+    return anchors
+
+
+def test_every_relative_link_in_the_readme_and_docs_names_a_file_and_heading_that_exist():
+    import re
+
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _markdown_anchors(linked.read_text()):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert broken == []
