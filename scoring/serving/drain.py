@@ -16,6 +16,8 @@ import logging
 import signal
 import threading
 
+from scoring.serving.request_id import current_request_id
+
 _logger = logging.getLogger(__name__)
 
 
@@ -46,6 +48,14 @@ class Drain:
             timer.start()
 
     def _on_sigterm(self, signum, frame) -> None:
+        # The handler interrupts whatever the main thread runs: its lines belong to no request.
+        token = current_request_id.set(None)
+        try:
+            self._handle_sigterm()
+        finally:
+            current_request_id.reset(token)
+
+    def _handle_sigterm(self) -> None:
         if self.draining:
             _logger.warning("second SIGTERM: stopping now")
             self._stop()

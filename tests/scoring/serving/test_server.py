@@ -126,7 +126,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return reply.status, reply.read()
 
 
-def _wait_until_up(process, base: str, log: Path, seconds: float = 90) -> None:
+def _wait_until_up(process, base: str, log: Path, seconds: float = 240) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
