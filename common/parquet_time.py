@@ -64,7 +64,7 @@ def read_parquet(spark: SparkSession, location: str) -> DataFrame:
     nanos = nanosecond_columns(location)
     if not nanos:
         return spark.read.parquet(location)
-    with _session_setting(spark, NANOS_AS_LONG, "true"):
+    with session_setting(spark, NANOS_AS_LONG, "true"):
         raw = spark.read.parquet(location)  # the schema is fixed here: the rows read later need no setting
     return raw.select(*[as_microseconds(name, nanos[name]) if name in nanos else col(name) for name in raw.columns])
 
@@ -99,7 +99,7 @@ def check_microseconds(spark: SparkSession, location: str) -> None:
     nanos = nanosecond_columns(location)
     if not nanos:
         return
-    with _session_setting(spark, NANOS_AS_LONG, "true"):
+    with session_setting(spark, NANOS_AS_LONG, "true"):
         raw = spark.read.parquet(location)
     counts = raw.agg(
         *[F.count_if(F.pmod(col(name), F.lit(_NANOS_PER_MICRO)) != 0).alias(name) for name in nanos]
@@ -113,12 +113,14 @@ def check_microseconds(spark: SparkSession, location: str) -> None:
 def microsecond_parquet_output(spark: SparkSession):
     """Writes inside the block store TIMESTAMP columns as TIMESTAMP(MICROS) (an instant every reader keeps the time
     zone of), then the session's own setting back."""
-    with _session_setting(spark, OUTPUT_TIMESTAMP_TYPE, "TIMESTAMP_MICROS"):
+    with session_setting(spark, OUTPUT_TIMESTAMP_TYPE, "TIMESTAMP_MICROS"):
         yield
 
 
 @contextlib.contextmanager
-def _session_setting(spark: SparkSession, key: str, value: str):
+def session_setting(spark: SparkSession, key: str, value: str):
+    """`key` set to `value` for the jobs run inside the block (Spark reads a setting when a job is planned), then the
+    session's own setting back: our jobs own their session, a library call must not change a user's."""
     before = spark.conf.get(key, None)
     spark.conf.set(key, value)
     try:

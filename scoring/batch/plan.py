@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 
 from common.bounded_cache import MODEL_CACHE_SIZE
 from common.model_uri import ResolvedModel
+from common.parquet_time import session_setting
 from scoring.batch.executor import FRAME_FROM_NDARRAY, NDARRAY, ScoringPlan, load_model, predict
 from scoring.batch.model_shipping import prefetch_model, ship_model
 from scoring.batch.model_size import model_size_bytes
@@ -129,16 +130,8 @@ def probability_kind(model) -> str | None:
 def arrow_batch_rows(spark: SparkSession, rows: int | None):
     """Arrow batches of `rows` rows for the jobs run inside the block (Spark reads the setting when a job runs),
     then the session's own setting back: our jobs own their session, a library call must not change a user's."""
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     if rows is None:
         yield
         return
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, str(rows))
-    try:
+    with session_setting(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(rows)):
         yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
