@@ -26,8 +26,10 @@ check-java:
 quickstart: setup
 	$(BIN)/mlflow run . -e main --env-manager local --experiment-name model-lifecycle
 
+# Two workers: much of the suite waits on job processes, servers and JVM starts rather than computing; each test file
+# (and each folder of tests sharing a costly session fixture) runs whole on one worker (tests/conftest.py).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The MLflow UI on the same store, landing on the training runs with their held-out metrics: starts a server on
 # 127.0.0.1:5000 for ./mlflow.db (or MLFLOW_TRACKING_URI's database) until Ctrl-C; in team mode (`source

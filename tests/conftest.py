@@ -27,6 +27,21 @@ def make_settings(tracking_uri: str) -> Settings:
     )
 
 
+# Test folders whose tests share costly session fixtures (the team stack; the shapes matrix's trained models): under
+# pytest-xdist (`make test` runs two workers) each goes to one worker whole, so those fixtures are built once.
+_SHARED_SESSION_FOLDERS = {"team", "shapes"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Every test file is one xdist group (its module fixtures are built once), and so is every folder above."""
+    tests = Path(__file__).parent
+    for item in items:
+        relative = Path(str(item.fspath)).relative_to(tests)
+        shared = relative.parts[0] in _SHARED_SESSION_FOLDERS
+        item.add_marker(pytest.mark.xdist_group(relative.parts[0] if shared else relative.as_posix()))
+
+
 @pytest.fixture(scope="session")
 def spark():
     from common.spark import build_spark
