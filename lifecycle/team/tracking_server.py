@@ -18,7 +18,7 @@ from pathlib import Path
 from lifecycle.team.postgres import Postgres
 from lifecycle.team.processes import running_pid, start_daemon, stop_daemon, wait_until
 from lifecycle.team.secrets import read_or_create, write_private
-from lifecycle.ui.app import APP_WITH_BASIC_AUTH, server_env
+from lifecycle.ui.app import APP_WITH_BASIC_AUTH
 
 ADMIN_USER = "admin"
 TRACKING_DATABASE = "mlflow"
@@ -79,7 +79,7 @@ class TrackingServer:
             # a tracking request was seen to go unanswered.
             "--uvicorn-opts", "--loop asyncio --http h11",
         ]  # fmt: skip
-        start_daemon(command, self.log_path, self.pid_path, server_env(env))
+        start_daemon(command, self.log_path, self.pid_path, env)
         wait_until(self.is_healthy, f"mlflow server on {self.url}", self.log_path, timeout, self.is_running)
 
     def stop(self) -> bool:

@@ -1,27 +1,18 @@
 """The project's MLflow app plugin: MLflow's own tracking server and UI, whose page gives a browser the project's
 defaults (`browser_defaults`); `APP_WITH_BASIC_AUTH` composes it with MLflow's basic-auth for the team server.
 
-`mlflow server --app-name lifecycle-ui` runs it. MLflow finds apps by their `mlflow.app` entry point; ours are
-declared in the metadata folder `entry_points/`, which `server_env` puts on the server's PYTHONPATH, so the
-plugin needs no reinstall of the project and no change to its package metadata.
+`mlflow server --app-name lifecycle-ui` runs it. MLflow finds apps by their `mlflow.app` entry point, which
+pyproject.toml declares for the installed project.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 APP = "lifecycle-ui"
 APP_WITH_BASIC_AUTH = "lifecycle-ui-basic-auth"
-ENTRY_POINTS = Path(__file__).resolve().parent / "entry_points"
 _INSTALLED = "spark-model-lifecycle.browser-defaults"
-
-
-def server_env(env: Mapping[str, str]) -> dict[str, str]:
-    """`env` for an `mlflow server` process that can find the project's apps."""
-    paths = [str(ENTRY_POINTS), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 def create_app():

@@ -17,7 +17,7 @@ from common.errors import UserInputError
 from common.settings import DEFAULT_TRACKING_URI
 from common.tracking import PROJECT_ROOT
 from lifecycle.team.tracking_server import answers_health
-from lifecycle.ui.app import APP, server_env
+from lifecycle.ui.app import APP
 
 _SQLITE = "sqlite:///"
 
@@ -63,7 +63,7 @@ class LocalServer:
         """The server, its output on this terminal; fails in one line when the port is taken."""
         if not _port_is_free(self.host, self.port):
             raise UserInputError(f"port {self.port} on {self.host} is in use: pass --port (make ui UI_ARGS='--port N')")
-        env = server_env(os.environ)
+        env = dict(os.environ)
         env.pop("MLFLOW_TRACKING_URI", None)  # the server's store is the command line's, not a client setting
         # The server's background job runner starts eight more processes; nothing here submits jobs.
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
