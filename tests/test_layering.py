@@ -13,6 +13,7 @@ ALLOWED = {
     "scoring": {"common"},
     "registry": {"common", "training", "scoring"},
     "lifecycle": {"common", "training", "scoring", "registry"},  # the quickstart, above every stage
+    "monitoring": {"common", "training", "scoring", "registry", "lifecycle"},
 }
 
 
