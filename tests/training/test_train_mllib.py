@@ -145,8 +145,9 @@ def test_a_model_that_does_not_beat_the_baseline_is_tagged_and_said_loudly(spark
     with caplog.at_level(logging.WARNING):
         result = run(spark, settings, TrainMllibParams(data=str(noise), label="y", num_trees=5, model_name="noise"))
     verdict = client.get_model_version("noise", "1").tags[QUALITY_TAG]
-    assert verdict.startswith("below baseline: rmse") and result.version == "1"
+    assert verdict.startswith("below baseline: rmse") and result.model_version == "1"
     assert f"does not beat the trivial baseline on the held-out rows — {verdict}" in caplog.text
+    assert result.warning in caplog.text
 
 
 def test_xgboost_trains_logs_registers_and_answers_from_onnx_as_spark_does(spark, settings, client):

@@ -56,7 +56,7 @@ class MllibSpec:
     exclude: tuple[str, ...] = ()
     title_from: str | None = None  # a name column: add the title feature and impute `age_column` by title
     age_column: str = "age"
-    max_categories: int = 32  # a string feature's most frequent values kept; the rest share one "other" index
+    max_categories: int = 250  # a string feature's most frequent values kept; the rest share one "other" index
     id_like_ratio: float = 0.9  # distinct values / rows at or above which a string column is an identifier
     hyperparams: dict = field(default_factory=dict)  # XGBoost's own, by name (estimator xgboost only)
 

@@ -36,8 +36,9 @@ def log_baseline(job, metrics: dict[str, float]) -> str:
     return verdict
 
 
-def say_verdict(verdict: str, model_name: str | None, version: str | None) -> None:
-    """At the end of the job, where a user looks: the standard error stream, past Spark's and MLflow's logs."""
+def say_verdict(verdict: str, model_name: str | None, version: str | None) -> str | None:
+    """At the end of the job, where a user looks, past Spark's and MLflow's logs; returned for the job's result."""
     warning = loud_warning(verdict, model_name, version)
     if warning is not None:
         _logger.warning(warning)
+    return warning

@@ -45,7 +45,7 @@ class TrainMllibParams:
     title_from: str | None = param(None, help="name column: add the title feature")
     age_column: str = param("age", help="age column imputed by title (with --title-from)")
     model_name: str | None = param(None, help="register the model under this name")
-    max_categories: int = param(32, help="a string feature's most frequent values kept; the rest share 'other'")
+    max_categories: int = param(250, help="a string feature's most frequent values kept; the rest share 'other'")
     id_like_ratio: float = param(0.9, help="distinct/present values at or above which a string column is an id")
     hyperparams: dict = param({}, help='XGBoost\'s, as JSON, e.g. {"learning_rate": 0.1} (estimator xgboost)')
 
@@ -94,8 +94,10 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
         job.df.unpersist()
         job.labeled.unpersist()
         _logger.info("run %s: %s", active.info.run_id, metrics)
-        say_verdict(job.quality, p.model_name, version)
-        return TrainResult(active.info.run_id, info.model_uri, spec.task, metrics, p.model_name, version, best_params)
+        warning = say_verdict(job.quality, p.model_name, version)
+        return TrainResult(
+            active.info.run_id, info.model_uri, spec.task, metrics, p.model_name, version, best_params, warning
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> TrainResult:
