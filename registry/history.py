@@ -14,6 +14,7 @@ import mlflow
 
 from common.cli import run_cli
 from common.params import param, parse_params
+from common.profile import MONITORING_STATUS_TAG, MONITORING_WINDOW_TAG
 from common.provenance import REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG
 from common.registry_lookup import ALIASED_STAGES, list_versions, require_model
 from common.tracking import job_settings
@@ -101,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> tuple[list[Event], list[str]]:
         print("  stages and aliases agree")
     for version, verdict in reproductions(client, name).items():
         print(f"  v{version} reproduction: {verdict}")
+    for v in list_versions(client, name):  # monitor's verdict on the last window it judged
+        if MONITORING_STATUS_TAG in v.tags:
+            window = v.tags.get(MONITORING_WINDOW_TAG) or "-"
+            print(f"  v{v.version} monitoring: {v.tags[MONITORING_STATUS_TAG]} (window {window})")
     return events, problems
 
 
