@@ -80,4 +80,4 @@ def test_bad_input_is_refused_naming_it(orders, spec, message):
 def test_nothing_left_after_screening_is_refused_naming_what_was_left_out(spark):
     table = spark.createDataFrame([(f"id{i}", "same", i % 2) for i in range(60)], ["ref", "flag", "y"])
     with pytest.raises(UserInputError, match=r"no feature columns left after leaving out ref \(id-like.*flag \(one"):
-        plan_features(table, MllibSpec("y", "classification"))
+        plan_features(table, MllibSpec("y", "classification", max_categories=10))
