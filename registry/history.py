@@ -18,7 +18,7 @@ from common.profile import MONITORING_STATUS_TAG, MONITORING_WINDOW_TAG
 from common.provenance import REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG
 from common.registry_lookup import ALIASED_STAGES, list_versions, require_model
 from common.tracking import job_settings
-from registry.promotion import PROMOTION_TAG
+from registry.promotion import PROMOTED_BY_TAG, PROMOTED_FROM_TAG, PROMOTION_TAG
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class Event:
     when: str
     version: str
     stage: str
-    who: str
+    who: str  # the tracking account (basic-auth) or the OS user
+    host: str
     why: str
     gate: str
     metrics: dict[str, float]
@@ -43,7 +44,9 @@ def timeline(client: mlflow.MlflowClient, name: str) -> list[Event]:
             when=datetime.fromtimestamp(r.info.start_time / 1000, UTC).isoformat(timespec="seconds"),
             version=r.data.tags.get("lifecycle.promotion.version", "?"),
             stage=r.data.tags.get("lifecycle.promotion.stage", "?"),
-            who=r.data.tags.get("mlflow.user", "?"),
+            # Runs from before promotions recorded who promoted: the OS user MLflow tags every run with.
+            who=r.data.tags.get(PROMOTED_BY_TAG) or r.data.tags.get("mlflow.user", "?"),
+            host=r.data.tags.get(PROMOTED_FROM_TAG, "?"),
             why=r.data.tags.get("lifecycle.promotion.reason", ""),
             gate=r.data.tags.get("lifecycle.promotion.gate", ""),
             metrics=dict(r.data.metrics),
@@ -93,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> tuple[list[Event], list[str]]:
     print(f"{name}: {len(events)} promotion(s)")
     for e in events:
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(e.metrics.items()))
-        print(f"  {e.when}  v{e.version:<4} -> {e.stage:<10} by {e.who}  gate: {e.gate or '-'}  why: {e.why or '-'}")
+        who = f"{e.who} on {e.host}"
+        print(f"  {e.when}  v{e.version:<4} -> {e.stage:<10} by {who}  gate: {e.gate or '-'}  why: {e.why or '-'}")
         if metrics:
             print(f"      {metrics}")
     for line in problems:

@@ -24,10 +24,13 @@ from registry.gate import (
     parse_thresholds,
     score_metrics,
 )
-from registry.lock import PromotionConflict, promotion_lock
+from registry.lock import DEFAULT_TTL_S, PromotionConflict, promotion_lock
+from registry.promoter import host, promoter
 from registry.stages import Promotion, promote
 
 PROMOTION_TAG = "lifecycle.promotion.model"  # marks a promotion's tracking run; `history` searches for it
+PROMOTED_BY_TAG, PROMOTED_FROM_TAG = "lifecycle.promotion.by", "lifecycle.promotion.host"
+_WRITE_MARGIN_S = 120.0  # the lock time a registry move needs at least (its requests, with the client's retries)
 
 
 class PromotionRefused(UserInputError):
@@ -45,9 +48,11 @@ def promote_version(
     force: bool = False,
     spark: SparkSession | Callable[[], SparkSession] | None = None,
     rollback: bool = False,
+    lock_ttl_s: float = DEFAULT_TTL_S,
 ) -> Promotion:
     """`spark` (or a factory for it) is only needed, and only built, when the gate runs. A rollback puts back a
-    version that was in Production before, so it does not pass the gate again."""
+    version that was in Production before, so it does not pass the gate again. `lock_ttl_s`: how long a promotion
+    that died blocks the next one (registry/lock.py)."""
     client = mlflow.MlflowClient()
     # Check before a tracking run is opened, so a typo leaves no trace in the store.
     target_stage = canonical_stage(stage)
@@ -55,10 +60,11 @@ def promote_version(
     if force and not reason:
         raise UserInputError("force=true skips the gate and needs a reason (reason=...)")
     try:
-        with promotion_lock(client, model_name, f"v{candidate.version} -> {target_stage}"):
+        with promotion_lock(client, model_name, f"v{candidate.version} -> {target_stage}", lock_ttl_s) as lock:
             gate = None
             if target_stage == "Production" and not (force or rollback):
                 gate = _run_gate(client, settings, model_name, candidate, data, thresholds, spark)
+            lock.require_time_left(model_name, min(_WRITE_MARGIN_S, lock.ttl_s / 2))
             record = _record(gate, force, rollback)
             with tracked_run(settings, run_name=f"promote-{model_name}", tags=_run_tags(model_name, reason, record)):
                 result = promote(client, model_name, str(candidate.version), target_stage, reason, record)
@@ -149,6 +155,8 @@ def _run_tags(name: str, reason: str | None, record: dict[str, str]) -> dict[str
         PROMOTION_TAG: name,
         "lifecycle.promotion.reason": reason or "",
         "lifecycle.promotion.gate": record.get("gate", ""),
+        PROMOTED_BY_TAG: promoter(),
+        PROMOTED_FROM_TAG: host(),
     }
 
 
@@ -156,7 +164,8 @@ def _describe_version(client, result: Promotion, reason: str | None, gate: GateR
     """The version's description, shown on its page in the MLflow UI."""
     tags = client.get_model_version(result.model_name, result.version).tags
     lines = [
-        f"{result.stage} since {tags.get('promoted_at')} by {tags.get('promoted_by')}: {reason or 'no reason given'}."
+        f"{result.stage} since {tags.get('promoted_at')} by {tags.get('promoted_by')} on {tags.get('promoted_from')}: "
+        f"{reason or 'no reason given'}."
     ]
     if gate is None and outcome:
         lines.append(f"Gate: {outcome}.")

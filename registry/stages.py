@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 from mlflow import MlflowClient
 
 from common.registry_lookup import ALIASED_STAGES, canonical_stage, list_versions, require_version, stage_api
+from registry.promoter import host, promoter
 
 _logger = logging.getLogger(__name__)
 
@@ -51,8 +51,10 @@ def promote(
             name, target_version, target_stage, archive_existing_versions=archive_others
         )
     sync_stage_aliases(client, name)
-    if target_stage != "Archived" and "archived_by" in target.tags:
-        client.delete_model_version_tag(name, target_version, "archived_by")  # no longer true
+    if target_stage != "Archived" and target.tags.get("archived_by"):
+        # No longer true. Emptied, not deleted: deleting a version's tag takes MANAGE on a tracking server with
+        # accounts, and a promoter has EDIT.
+        client.set_model_version_tag(name, target_version, "archived_by", "")
     extra = dict(record or {})
     if target_stage == "Production":  # what a rollback puts back; cleared when nothing held Production
         extra["previous_production"] = previous_holders[-1] if previous_holders else ""
@@ -97,16 +99,10 @@ def _record(
     tags = {
         "promoted_to": stage,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "promoted_by": _user(),
+        "promoted_by": promoter(),
+        "promoted_from": host(),
         "promotion_reason": reason or "",
         **extra,
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
