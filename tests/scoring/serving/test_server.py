@@ -341,9 +341,14 @@ def test_sigterm_drains_two_workers_and_every_accepted_request_is_answered_and_l
     assert scraped[("serving_requests_total", (("endpoint", "/invocations"), ("status", "200")))] == 64.0
     assert scraped[("serving_request_rows_sum", ())] == 64.0
 
+    # More requests than two workers answer in the 0.5 s before SIGTERM and the 2 s drain (a logistic regression at
+    # concurrency 8: about 600 req/s per worker on an idle machine, docs/benchmarks.md, so at most about 3,000), so the
+    # load is still running when the server stops taking connections; every request past that is one refused
+    # connect, so 20,000 only lengthened the refused tail and proved nothing 8,000 does not.
+    requests = 8_000
     results = {}
     loader = threading.Thread(
-        target=lambda: results.update(load=run_load(f"{base}/invocations", body, "application/json", 20_000, 8, 60))
+        target=lambda: results.update(load=run_load(f"{base}/invocations", body, "application/json", requests, 8, 60))
     )
     loader.start()
     time.sleep(0.5)
@@ -362,7 +367,7 @@ def test_sigterm_drains_two_workers_and_every_accepted_request_is_answered_and_l
     load = results["load"]
     assert exit_code == 0
     assert health_statuses[-1] == 503
-    assert 0 < load.ok < 20_000, load.summary()  # answered until the deadline, refused after it
+    assert 0 < load.ok < requests, load.summary()  # answered until the deadline, refused after it
     assert all(kind.startswith("connection") for kind in load.errors), load.errors  # never a 5xx nor a timeout
     files = sorted(log_dir.glob("part-*.parquet"))
     assert 1 <= len({f.name.split("-")[2] for f in files}) <= 2  # a sequence per worker that answered (its pid)
