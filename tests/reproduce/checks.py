@@ -1,10 +1,13 @@
-"""What every reproduction test checks: a version's training run replayed through `mlflow run -e reproduce` and
-found the same, run by run and prediction by prediction."""
+"""What every reproduction test checks: a version's training run replayed (`mlflow run -e reproduce`, or the same
+command in-process) and found the same, run by run and prediction by prediction."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import pandas as pd
+import pytest
 
 from common.provenance import ENTRY_POINT_TAG, GIT_DIRTY_TAG, REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG, SPARK_TAGS
 from lifecycle.reproduce import ORIGINAL_RUN_TAG
@@ -23,6 +26,15 @@ def reproduce(model_uri, settings, tmp_path, project, **params):
     return run_entry_point(
         "reproduce", {"model_uri": model_uri, **params}, tmp_path, settings.tracking_uri, project=project
     )
+
+
+def reproduce_in_process(run_in_process, model_uri, project):
+    """The `reproduce` command in this process (its `mlflow run` is tests/reproduce/test_reproduce.py's), reading the
+    commit from `project` as it does from the checkout it runs in; the replay is still `mlflow run` of the recorded
+    entry point in a worktree, its own process. Saves the reproduce process's start and its JVM (20-30 s)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("lifecycle.reproduce.PROJECT_ROOT", Path(project))
+        return run_in_process("lifecycle.reproduce", ["--model-uri", model_uri])
 
 
 def children(client, parent_run_id):
