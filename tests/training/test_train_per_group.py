@@ -12,7 +12,7 @@ from common.iot_devices import generate
 from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
 from tests.helpers import run_entry_point
-from tests.reproduce.checks import assert_reproduced_exactly, logged_test_rows, reproduce
+from tests.reproduce.checks import assert_reproduced_exactly, logged_test_rows, reproduce_in_process
 from training.held_out import logged_test_split
 from training.per_group.model import ARTIFACT, MANIFEST, UnseenGroupError, group_models_loaded
 from training.per_group.train_per_group import TrainPerGroupParams, run
@@ -283,8 +283,9 @@ def test_train_per_group_through_mlflow_run_and_its_version_reproduced(
     version = client.get_model_version("fleet", "1")
     assert version.run_id == tracked.info.run_id
 
-    # Every group's model and the fallback rebuilt from the run's record, the same to the last bit.
-    reproduced = reproduce("models:/fleet/1", settings, tmp_path, snapshot)
+    # Every group's model and the fallback rebuilt from the run's record, the same to the last bit (the reproduce
+    # command in-process, its replay through `mlflow run`: reproduce's own process is tests/reproduce's).
+    reproduced = reproduce_in_process(run_in_process, "models:/fleet/1", snapshot)
     assert_reproduced_exactly(client, version, reproduced, logged_test_rows(client, version.run_id, tmp_path))
 
     # The refusal from the same command in-process (a failing job's exit through `mlflow run` is proven in
