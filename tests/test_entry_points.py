@@ -16,7 +16,13 @@ import pytest
 from common.datasets import load_table
 from tests.helpers import run_entry_point, scoring_frame
 from tests.registry.conftest import state
-from tests.reproduce.checks import assert_reproduced_exactly, logged_test_rows, reproduce, reproduction_run, train
+from tests.reproduce.checks import (
+    assert_reproduced_exactly,
+    logged_test_rows,
+    reproduce_in_process,
+    reproduction_run,
+    train,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -89,14 +95,11 @@ def test_train_promote_and_score_a_users_csv_through_entry_points(settings, clie
     out = tmp_path / "scored"
     score_input = tmp_path / "to_score.csv"
     data.drop(columns="target").to_csv(score_input, index=False)
-    stdout = _ok(
-        run_entry_point(
-            "score_batch",
-            {"model_uri": "models:/diabetes/production", "input": score_input, "output": out},
-            tmp_path,
-            settings.tracking_uri,
-        )
-    )
+    # score_batch in-process: its `mlflow run` is proven by the refused input below (its exit) and by
+    # tests/shapes/test_shapes_entry_points.py (an MLlib version scored in a JVM of its own); a process here cost a
+    # JVM start (20-30 s) and checked the same output.
+    args = ["--model-uri", "models:/diabetes/production", "--input", str(score_input), "--output", str(out)]
+    stdout = _ok(run_in_process("scoring.batch.score_batch", args))
     assert "442 rows in, 442 rows out with diabetes v1" in stdout
     scored = pd.read_parquet(out).sort_values("patient_id", ignore_index=True)
     assert list(scored.columns) == ["patient_id", "prediction", "model_name", "model_version"]
@@ -139,7 +142,8 @@ def test_mllib_pipeline_cross_validated_is_reproduced_promoted_and_scored_throug
     version = train("train_mllib", {**params, "model_name": "titanic"}, settings, tmp_path, snapshot)
     # Rebuilt bit for bit from its run's record: same commit, parameters, data and Spark settings (local[2], two
     # shuffle partitions), so the same split, folds, best candidate and trees.
-    done = reproduce("models:/titanic/1", settings, tmp_path, snapshot)
+    # (reproduce in-process: its `mlflow run` is tests/reproduce/test_reproduce.py's; the replay is its own process.)
+    done = reproduce_in_process(run_in_process, "models:/titanic/1", snapshot)
     assert_reproduced_exactly(client, version, done, logged_test_rows(client, version.run_id, tmp_path))
     _, replay = reproduction_run(client, version)
     assert replay.data.metrics["cv_areaUnderROC"] == client.get_run(version.run_id).data.metrics["cv_areaUnderROC"]
@@ -199,16 +203,26 @@ def test_force_rollback_and_history_through_entry_points(settings, client, produ
     assert "stages and aliases agree" in stdout
 
 
-def test_tuning_entry_points_log_trials_as_child_runs_of_the_mlflow_run(settings, client, tmp_path):
+def test_tuning_entry_points_log_trials_as_child_runs_of_the_mlflow_run(settings, client, tmp_path, run_in_process):
     space = '{"C": {"low": 0.01, "high": 10, "log": true}}'
     params = {"estimator": "logistic_regression", "space": space, "max_evals": 4, "model_name": "tuned"}
     stdout = _ok(run_entry_point("tune_hyperopt", params, tmp_path, settings.tracking_uri))
     assert "registered tuned version 1" in stdout and 'best parameters: {"C": ' in stdout
 
-    params = {"estimator": "logistic_regression", "space": '{"C": [0.1, 1.0]}', "n_jobs": 2, "top_k": 2}
-    _ok(run_entry_point("tune_joblib", params, tmp_path, settings.tracking_uri))
-
+    # tune_joblib in-process, inside a run started as `mlflow run` starts one (created in the store, handed to the job
+    # in MLFLOW_RUN_ID and MLFLOW_EXPERIMENT_ID): adopting that run is common.tracking's, proven through `mlflow run`
+    # just above and by every other `mlflow run` test; what is tune_joblib's own is that its trials nest under it.
+    # A process of its own here cost a JVM start (about 20 s) and proved nothing more.
     experiment_id = client.get_experiment_by_name("e2e").experiment_id
+    started = client.create_run(experiment_id, tags={"mlflow.project.entryPoint": "tune_joblib"})
+    args = ["--estimator", "logistic_regression", "--space", '{"C": [0.1, 1.0]}', "--n-jobs", "2", "--top-k", "2"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_RUN_ID", started.info.run_id)
+        patch.setenv("MLFLOW_EXPERIMENT_ID", experiment_id)
+        _ok(run_in_process("training.tuning.tune_joblib", args))
+    joblib_run = client.get_run(started.info.run_id)
+    assert joblib_run.info.status == "FINISHED" and joblib_run.data.tags["lifecycle.entry_point"] == "tune_joblib"
+
     parents = [r for r in client.search_runs([experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
     assert sorted(r.data.tags["mlflow.project.entryPoint"] for r in parents) == ["tune_hyperopt", "tune_joblib"]
     for parent in parents:
