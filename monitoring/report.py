@@ -41,10 +41,7 @@ def drift_png(drift: pd.DataFrame, version: str, threshold: float, path: Path) -
     rows = drift[(drift.model_version == version) & (drift.statistic == "js_distance") & (drift.column_name != TABLE)]
     if rows.empty:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for column, points in rows.groupby("column_name"):
-        points = points.sort_values("window_key")
-        ax.plot(_x(points), points["value"], marker="o", markersize=3, label=column)
+    fig, ax = _lines(rows, "column_name")
     ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
     ax.set_ylabel("Jensen-Shannon distance to the baseline")
     ax.set_title(f"Drift of each column over the windows (version {version})")
@@ -56,10 +53,7 @@ def metrics_png(drift: pd.DataFrame, version: str, path: Path) -> Path | None:
     rows = drift[(drift.model_version == version) & (drift.column_name == TABLE)]
     if rows.empty:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, points in rows.groupby("statistic"):
-        points = points.sort_values("window_key")
-        ax.plot(_x(points), points["value"], marker="o", markersize=3, label=name)
+    fig, ax = _lines(rows, "statistic")
     ax.set_title(f"Label metrics over the windows (version {version})")
     ax.legend(fontsize="small")
     return _save(fig, path)
@@ -104,6 +98,15 @@ def html_report(
         parts.append(f"<h2>{html.escape(png.stem.replace('_', ' '))}</h2><img src='data:image/png;base64,{data}'>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _lines(rows: pd.DataFrame, by: str):
+    """One line per value of `by` over the windows."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, points in rows.groupby(by):
+        points = points.sort_values("window_key")
+        ax.plot(_x(points), points["value"], marker="o", markersize=3, label=name)
+    return fig, ax
 
 
 def _x(points: pd.DataFrame):

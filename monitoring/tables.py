@@ -109,6 +109,7 @@ def read_state(spark: SparkSession, output: str, model_name: str) -> list[dict]:
         "verdict",
         "window_start",
         "window_end",
+        "granularity",
     ]
     return [r.asDict() for r in df.select(*columns).collect()]
 
