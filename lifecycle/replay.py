@@ -59,11 +59,14 @@ def replay_parameters(project: Path, record: TrainingRecord) -> dict[str, str]:
     return parameters
 
 
-def replay(project: Path, record: TrainingRecord, experiment_id: str) -> tuple[str, dict[str, str]]:
+def replay(
+    project: Path, record: TrainingRecord, experiment_id: str, overrides: dict[str, str] | None = None
+) -> tuple[str, dict[str, str]]:
     """Run the entry point in `project`; return the new run's id and the parameters it was given. Spark gets
     the recorded master and shuffle partitions (they decide how rows are split into partitions, so which rows a
-    seeded split or fold draws)."""
-    parameters = replay_parameters(project, record)
+    seeded split or fold draws). `overrides`: parameters that differ from the record (retraining: new data, and
+    the model to register the result under)."""
+    parameters = replay_parameters(project, record) | (overrides or {})
     spark = record.spark_settings
     overrides = {
         # The entry point's command says `python`: this interpreter, whatever PATH the caller had.
@@ -80,7 +83,7 @@ def replay(project: Path, record: TrainingRecord, experiment_id: str) -> tuple[s
                 parameters=parameters,
                 env_manager="local",
                 experiment_id=experiment_id,
-                run_name=f"replay-{record.entry_point}",
+                run_name=f"{'retrain' if overrides else 'replay'}-{record.entry_point}",
             )
         except ExecutionException as exc:
             raise UserInputError(f"the replay of run {record.run_id} ({record.entry_point}) failed: {exc}") from exc

@@ -32,6 +32,7 @@ from monitoring.computation import Setup, compute, pending_windows
 from monitoring.inputs import MODEL_NAME, VERSION, join_labels, names_in_table, read_inference, window_counts
 from monitoring.label_metrics import MetricSpec
 from monitoring.recording import VersionStatus, record_run, version_statuses
+from monitoring.retrain import Retraining, check_request, retrain_if_due, training_record
 from monitoring.tables import read_state, write_tables
 from monitoring.thresholds import parse_thresholds
 from monitoring.windows import BATCH_COLUMN, DEFAULT_TIME_COLUMN, parse_window
@@ -53,6 +54,8 @@ class MonitorParams:
     min_rows: int = param(100, help="windows (or labelled rows) with fewer rows are marked insufficient")
     violation_windows: int = param(2, help="retraining is due when this many ...")
     evaluation_windows: int = param(5, help="... of the last this many judged windows drifted or degraded")
+    retrain: bool = param(False, help="when retraining is due, retrain the version and promote it if it wins the gate")
+    retrain_data: str | None = param(None, help="the recent labelled rows to retrain on (Parquet/CSV path)")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class MonitorResult:
     versions: dict[str, VersionStatus]
     column_problems: dict[str, str]
     rows_without_window: int
+    retraining: Retraining | None = None
 
     def summary(self) -> str:
         lines = [
@@ -74,6 +78,8 @@ class MonitorResult:
         lines += [f"  column {name}: {problem}" for name, problem in sorted(self.column_problems.items())]
         if self.rows_without_window:
             lines.append(f"  {self.rows_without_window} row(s) without a time or version were left out")
+        if self.retraining:
+            lines.append(f"  {self.retraining.describe()}")
         return "\n".join(lines)
 
 
@@ -84,6 +90,7 @@ def run(spark: SparkSession, settings: Settings, params: MonitorParams) -> Monit
     spec = parse_window(p.window)
     if p.min_rows < 1 or not 1 <= p.violation_windows <= p.evaluation_windows:
         raise UserInputError("min_rows must be 1 or more, and 1 <= violation_windows <= evaluation_windows")
+    check_request(p.retrain, p.retrain_data, p.labels)
     client = mlflow.MlflowClient()
     require_model(client, p.model_name)
     df = read_inference(spark, p.input, p.model_name, spec, p.time_column, p.slice)
@@ -95,6 +102,8 @@ def run(spark: SparkSession, settings: Settings, params: MonitorParams) -> Monit
             f"inference table {p.input} has no scored rows of model {p.model_name!r}"
             + (f"; models in it: {', '.join(found)}" if found else "")
         )
+    if p.retrain:  # the newest version is the one retraining would replay: refuse before anything is recorded
+        training_record(client, p.model_name, versions[-1])
     baselines = version_baselines(spark, client, p.model_name, versions)
     newest = baselines[versions[-1]]
     if p.labels:
@@ -131,6 +140,7 @@ def run(spark: SparkSession, settings: Settings, params: MonitorParams) -> Monit
         write_tables(spark, p.output, computed.rows)
         statuses = version_statuses(state, computed, spec, p.violation_windows, p.evaluation_windows)
         record_run(spark, client, p, setup, computed, statuses)
+        retraining = retrain_if_due(spark, settings, client, p, statuses, df, baselines, active) if p.retrain else None
         return MonitorResult(
             active.info.run_id,
             p.model_name,
@@ -139,6 +149,7 @@ def run(spark: SparkSession, settings: Settings, params: MonitorParams) -> Monit
             statuses,
             {name: problem for name, problem in columns_seen.items() if problem},
             unplaced,
+            retraining,
         )
 
 
