@@ -72,12 +72,19 @@ def reference_profile(
 
 
 def log_reference_profile(
-    features: pd.DataFrame, label: pd.Series | None, predictions, probabilities=None, *, task: str, classes=None
+    features: pd.DataFrame,
+    label: pd.Series | None,
+    predictions,
+    probabilities=None,
+    *,
+    task: str,
+    classes=None,
+    source: str = FROM_TRAINING,
 ) -> dict:
     """Log the profile into the active run as PROFILE_ARTIFACT and return it. A trainer calls it once, e.g.
     `log_reference_profile(X_train, y_train, model.predict(X_test), model.predict_proba(X_test), task=task,
     classes=model.classes_)`."""
-    profile = reference_profile(features, label, predictions, probabilities, task=task, classes=classes)
+    profile = reference_profile(features, label, predictions, probabilities, task=task, classes=classes, source=source)
     mlflow.log_dict(profile, PROFILE_ARTIFACT)
     return profile
 

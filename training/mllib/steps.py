@@ -13,6 +13,7 @@ import mlflow
 import numpy as np
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import StringIndexer
+from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -38,6 +39,7 @@ from training.mllib.pipeline import (
 )
 from training.mllib.quality import log_baseline
 from training.mllib_onnx.publish import export_version
+from training.reference_profile import log_training_profile
 from training.registration import classes_tag, registered_version
 from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION, check_test_fraction
 
@@ -127,6 +129,7 @@ def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None
     job.quality = log_baseline(job, metrics)
     _log_evaluation_artifacts(predictions, model, spec, job.label_classes, job.n_classes)
     log_test_split(job.test.select(*job.plan.raw_features, spec.label))
+    _log_profile(job, predictions)  # training rows; held-out answers as scored (P(second class) for two)
     features = job.labeled.select(*job.plan.raw_features)
     prediction_type = job.labeled.schema[spec.label].dataType if job.label_classes is None else T.StringType()
     info = log_spark_model(model, features, PREDICTION, prediction_type, registered_model_name=model_name)
@@ -138,6 +141,15 @@ def log_fitted_mllib(job: MllibJob, model: PipelineModel, model_name: str | None
     if version is not None:
         _export_onnx(job, model, model_name, version)
     return metrics, info, version
+
+
+def _log_profile(job: MllibJob, predictions: DataFrame) -> None:
+    spec, answers = job.spec, [F.col(PREDICTION).alias("prediction")]
+    if job.binary and "probability" in predictions.columns:
+        answers.append(vector_to_array("probability")[1].alias("probability"))
+    classes = (job.label_classes or list(range(job.n_classes))) if spec.task == CLASSIFICATION else None
+    rows = job.train.select(*job.plan.raw_features, spec.label)
+    log_training_profile(rows, spec.label, predictions.select(*answers), task=spec.task, classes=classes)
 
 
 def _export_onnx(job: MllibJob, model: PipelineModel, model_name: str, version: str) -> None:

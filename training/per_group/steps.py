@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 
+import mlflow
 import pandas as pd
 import pyarrow as pa
 from pyspark.sql import DataFrame
@@ -18,6 +19,7 @@ from common.columns import col, with_aliases
 from common.errors import UserInputError
 from training.held_out import log_test_split
 from training.per_group.executor import FALLBACK_FLAG, RESULT_SCHEMA, TRAINED, GroupTrainingPlan, group_trainer
+from training.reference_profile import log_training_profile
 from training.tasks import CLASSIFICATION, MAX_CLASSES_FOR_INTEGER_LABEL, REGRESSION, infer_task
 
 MAIN_METRIC = {CLASSIFICATION: "accuracy", REGRESSION: "r2"}  # both improve upwards: the minimum is the worst group
@@ -79,7 +81,7 @@ def train_groups(df: DataFrame, plan: GroupTrainingPlan, with_fallback: bool) ->
     return trained.toPandas()
 
 
-def log_held_out(held_out: pd.Series, schema: pa.Schema) -> None:
+def log_held_out(held_out: pd.Series, schema: pa.Schema) -> pa.Table:
     """Every trained group's held-out rows (group column, features, label) as the run's held-out split, as the
     other training jobs log theirs, so the promotion gate can score the model again with no data of the user's.
     Written in the training table's types: a group's pandas rows may have widened an integer column with gaps."""
@@ -87,7 +89,21 @@ def log_held_out(held_out: pd.Series, schema: pa.Schema) -> None:
         pa.Table.from_pandas(pd.read_parquet(io.BytesIO(blob)), schema=schema, preserve_index=False)
         for blob in held_out.dropna()
     ]
-    log_test_split(pa.concat_tables(tables))
+    split = pa.concat_tables(tables)
+    log_test_split(split)
+    return split
+
+
+def log_routing_profile(df: DataFrame, label: str, task: str, held_out: pa.Table, model_uri: str) -> None:
+    """The routing model's reference profile, one over all groups: `monitor` judges the registered version as one
+    model, and the rows it scores carry the group column as a feature (per-group profiles of small groups would
+    also be too few rows to judge). Training rows: the rows with a group less the held-out ones (a multiset
+    difference in Spark; skipped groups' rows stay, a fallback learns from them); predictions: the routing model's
+    own over the held-out split."""
+    held = df.sparkSession.createDataFrame(held_out).select(*[col(c) for c in df.columns])
+    training_rows = df.filter(col(df.columns[0]).isNotNull()).exceptAll(held)
+    predictions = mlflow.pyfunc.load_model(model_uri).predict(held_out.to_pandas().drop(columns=[label]))
+    log_training_profile(training_rows, label, predictions, task=task)
 
 
 def summary_metrics(table: pd.DataFrame, task: str, rows_missing_group: int) -> dict[str, float]:

@@ -31,6 +31,7 @@ from training.per_group.package import log_per_group_model
 from training.per_group.steps import (
     check_columns,
     log_held_out,
+    log_routing_profile,
     require_trained,
     resolve_task,
     split_results,
@@ -140,8 +141,9 @@ def run(spark: SparkSession, settings: Settings, params: TrainPerGroupParams) ->
         mlflow.log_metrics(metrics)
         groups = table.drop(columns=_BLOBS)
         mlflow.log_table(groups, artifact_file="per_group_metrics.json")
-        log_held_out(table["held_out"], to_arrow_schema(df.schema))
+        held_out = log_held_out(table["held_out"], to_arrow_schema(df.schema))
         info = log_per_group_model(df, p.group, features, table, fallback_row, p.model_name)
+        log_routing_profile(df, p.label, resolved_task, held_out, info.model_uri)
         tags = {"task": resolved_task, "group_column": p.group, "fallback": p.fallback}
         version = registered_version(info, p.model_name, tags)
         _logger.info("run %s: %s", active.info.run_id, metrics)

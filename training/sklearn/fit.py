@@ -15,6 +15,7 @@ from training import plots
 from training.baseline import loud_warning, record_baseline
 from training.evaluation import evaluate
 from training.held_out import log_test_split
+from training.reference_profile import log_training_profile
 from training.registration import classes_tag, registered_version
 from training.sklearn.estimators import ESTIMATOR_STEP
 from training.sklearn.model import log_sklearn_model
@@ -24,14 +25,23 @@ _logger = logging.getLogger(__name__)
 
 
 def fit_and_log(pipeline, task: str, X_train, X_test, y_train, y_test, model_name: str | None):
-    """Fit on the training split, log held-out metrics beside the trivial baseline's, plots, the test split and the
-    model (registered when `model_name` is given) into the active run. Shared by `train_sklearn` and the tuning
-    jobs' refit. Returns the metrics, the model's info, the version and, when the model does not beat the
-    baseline, the warning the job ends with."""
+    """Fit on the training split, log held-out metrics beside the trivial baseline's, plots, the test split, the
+    reference profile (monitoring's baseline) and the model (registered when `model_name` is given) into the
+    active run. Shared by `train_sklearn` and the tuning jobs' refit. Returns the metrics, the model's info, the
+    version and, when the model does not beat the baseline, the warning the job ends with."""
     pipeline.fit(X_train, y_train)
     metrics = evaluate(pipeline, X_test, y_test, task)
     mlflow.log_metrics(metrics)
     log_evaluation_artifacts(pipeline, X_test, y_test, task)
+    classifier = task == CLASSIFICATION
+    log_training_profile(
+        X_train.assign(**{y_train.name: y_train}),
+        y_train.name,
+        pipeline.predict(X_test),
+        pipeline.predict_proba(X_test) if classifier else None,
+        task=task,
+        classes=pipeline.classes_ if classifier else None,
+    )
     info = log_sklearn_model(pipeline, X_train, registered_model_name=model_name)
     tags = {"task": task, **(classes_tag(pipeline.classes_) if task == CLASSIFICATION else {})}
     version = registered_version(info, model_name, tags)
