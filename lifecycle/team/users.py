@@ -20,9 +20,11 @@ from collections.abc import Sequence
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.server import get_app_client
+from mlflow.utils.workspace_utils import DEFAULT_WORKSPACE_NAME
 
 from common.cli import EXIT_USER_ERROR
 from common.tracking_errors import describe_tracking_failure
+from registry.lock import lock_name
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -54,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _grant(accounts, args.username, "experiment", experiment_id, f"experiment {name}")
         for model_name in args.edit_model:
             _grant(accounts, args.username, "registered_model", model_name, f"model {model_name}")
+            _join_promoters(accounts, args.username, model_name)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_ALREADY_EXISTS":
             _fail(f"user {args.username} already exists on {tracking_uri}; `grant` changes what they may change")
@@ -79,6 +82,22 @@ def _grant(accounts, username: str, resource_type: str, resource_id: str, what: 
         accounts.revoke_user_permission(username, resource_type, resource_id)
         accounts.grant_user_permission(username, resource_type, resource_id, "EDIT")
     print(f"{username} may now change {what}.")
+
+
+def _join_promoters(accounts, username: str, model_name: str) -> None:
+    """The role `promoters of <model>`: MANAGE on the model's promotion lock (registry/lock.py), a registered model
+    its taker's account owns. Taking over a lock a dead promotion of another account left needs it; a role keeps it
+    from one lock to the next, where an account's own grant on a name goes when the model of that name is deleted."""
+    role_name = f"promoters of {model_name}"
+    role = next((r for r in accounts.list_roles(DEFAULT_WORKSPACE_NAME) if r.name == role_name), None)
+    if role is None:
+        role = accounts.create_role(DEFAULT_WORKSPACE_NAME, role_name, f"may take over {lock_name(model_name)}")
+        accounts.add_role_permission(role.id, "registered_model", lock_name(model_name), "MANAGE")
+    try:
+        accounts.assign_role(username, role.id)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
 
 def _fail(message: str) -> None:

@@ -40,7 +40,8 @@ def test_a_user_without_edit_on_a_model_cannot_promote_it_until_an_admin_grants_
     assert refused.returncode == 2
     assert _last_line(refused.stderr) == "error: permission denied: bob cannot change model shared"
     assert "Traceback" not in refused.stderr
-    assert registry_state(admin_client, "shared") == before  # no stage, alias or lock tag changed
+    assert registry_state(admin_client, "shared") == before  # no stage, alias or tag changed
+    assert [m.name for m in admin_client.search_registered_models() if m.name.startswith("shared.")] == []  # no lock
 
     # The grant and bob's second try in this process (their commands' own processes are proven above).
     users.main(["grant", "bob", "--edit-model", "shared"])

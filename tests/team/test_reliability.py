@@ -1,5 +1,5 @@
-"""The team server under the load and the failures a team brings: concurrent tuning jobs, concurrent promotions,
-a server killed mid-job, and restarts of the database and the server."""
+"""The team server under the load and the failures a team brings: concurrent tuning jobs, a server killed mid-job,
+and restarts of the database and the server (concurrent promotions: test_promotion_lock.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import mlflow
 import pytest
 
 from lifecycle.team.tracking_server import AUTH_DATABASE, TRACKING_DATABASE
-from registry.lock import LOCK_TAG
 from tests.helpers import REPO
-from tests.team.conftest import python_module, register_versions, registry_state, team_env
+from tests.team.conftest import python_module, register_versions, team_env
 
 pytestmark = pytest.mark.e2e
 
@@ -53,22 +52,6 @@ def test_two_tuning_jobs_at_once_log_every_trial_as_a_child_run(team, admin_clie
         assert parent.data.metrics["n_trials_ok"] == 8 and parent.data.metrics["n_trials_failed"] == 0
         assert parent.data.metrics["best_loss"] == pytest.approx(min(c.data.metrics["loss"] for c in children))
     assert {v.name for v in admin_client.search_model_versions("name LIKE 'tuned-%'")} == {"tuned-0", "tuned-1"}
-
-
-def test_eight_concurrent_promotions_leave_exactly_one_production_version(team, admin_settings, admin_client):
-    register_versions("team-race", "race", 8)
-    env = team_env(team, MLFLOW_EXPERIMENT_NAME="team-race")
-    args = ["--model-name", "race", "--stage", "production", "--force", "true", "--reason", "race"]
-    jobs = [_start(python_module("registry.promote", *args, "--version", str(v)), env) for v in range(1, 9)]
-    outcomes = _finish(jobs, 300)
-    losers = [err.strip().splitlines()[-1] for code, _, err in outcomes if code != 0]
-    assert len(losers) < 8, outcomes
-    assert all(line.startswith("error: not promoted:") and ("lost the race" in line or "in progress" in line)
-               for line in losers), losers  # fmt: skip
-    versions, aliases, tags = registry_state(admin_client, "race")
-    production = [version for version, stage in versions.items() if stage == "Production"]
-    assert len(production) == 1 and aliases == {"production": production[0]}
-    assert LOCK_TAG not in tags
 
 
 def _snapshot(client: mlflow.MlflowClient) -> dict:
