@@ -60,6 +60,8 @@ bench: setup
 	$(BIN)/python -m bench.tuning_parallelism
 	$(BIN)/python -m bench.team_server
 	$(BIN)/python -m bench.model_quality
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[bench]'  # Evidently, beside monitor
+	$(BIN)/python -m bench.monitoring
 
 clean:
 	rm -rf $(VENV) mlflow.db mlruns output spark-warehouse
