@@ -30,6 +30,10 @@ from registry.promotion import promote_version
 from tests.conftest import make_settings
 from tests.monitoring.conftest import MODEL, write_labels
 
+# The module fixture trains two models, promotes them, runs monitor three times and two training processes: on the
+# shared 2-core machine under load (load average 20) it took more than the default 600 s.
+pytestmark = pytest.mark.timeout(1800)
+
 DAY = pd.Timestamp("2024-03-01", tz="UTC")
 ROWS = 600
 WINNER, LOSER = "retrain_wins", "retrain_loses"
