@@ -132,6 +132,8 @@ def _take(client: MlflowClient, model: str, mine: Holder) -> None:
             if exc.error_code not in _RACE_CODES and not is_duplicate_row(exc):
                 if _landed(client, name, mine):
                     return  # a timeout or a lost answer, after the create had landed all the same
+                _logger.warning("if the promotion lock %s was made all the same, it expires at %s", name,
+                                _iso(mine.expires_at))  # fmt: skip
                 raise
         current = _holder(client, name)
         if current is None:
@@ -191,21 +193,20 @@ def _end(client: MlflowClient, model: str, holder: Holder, how: str) -> bool:
 
 def _release(client: MlflowClient, model: str, mine: Holder) -> None:
     try:
-        current = _holder(client, lock_name(model))
-        if current is not None and current.token == mine.token and _end(client, model, mine, "released"):
-            return
-        _logger.warning(
-            "the promotion lock of %s expired at %s while this promotion ran and another promotion took it over",
-            model,
-            _iso(mine.expires_at),
-        )
+        for _ in range(_ATTEMPTS):
+            current = _holder(client, lock_name(model))
+            if current is None or current.token != mine.token:  # ended: by a rename of ours whose answer was lost,
+                if mine.time_left() <= 0:  # or, once it expired, by a taker
+                    _logger.warning("the promotion lock of %s expired at %s while this promotion ran; another "
+                                    "promotion may have taken it over", model, _iso(mine.expires_at))  # fmt: skip
+                return
+            if _end(client, model, mine, "released"):
+                return
+            time.sleep(0.2)  # the rename did not happen (SQLite was locked): the lock is still ours, again
+        raise MlflowException(f"the lock stayed in place after {_ATTEMPTS} renames")
     except MlflowException as exc:
-        _logger.warning(
-            "could not release the promotion lock of %s (%s); it expires at %s",
-            model,
-            exc.message.splitlines()[0],
-            _iso(mine.expires_at),
-        )
+        _logger.warning("could not release the promotion lock of %s (%s); it expires at %s", model,
+                        exc.message.splitlines()[0], _iso(mine.expires_at))  # fmt: skip
 
 
 def _remove_old_tombstones(client: MlflowClient, model: str) -> None:
