@@ -66,7 +66,7 @@ def default_estimators() -> dict[str, str]:
 
 
 def logged_test_rows(run_id: str):
-    from registry.gate import logged_test_split
+    from training.held_out import logged_test_split
 
     return logged_test_split(run_id).to_pandas()
 
