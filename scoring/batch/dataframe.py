@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import mlflow
 import numpy as np
@@ -34,12 +35,20 @@ from scoring.batch.strategies import check_strategy, python_strategy, score_in_p
 from scoring.input_schema import FeatureBinding, bind_features, expand_features_column, require_named_signature
 from scoring.per_group_guard import check_groups_known, group_column
 
-OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version")
+SCORED_AT = "scored_at"  # when the rows were scored (UTC): monitor's default time column, as serve's inference log
+OUTPUT_COLUMNS = ("prediction", "probability", "model_name", "model_version", SCORED_AT)
+SCORED_AT_ARROW_TYPE = pa.timestamp("us", tz="UTC")  # Spark's TIMESTAMP written as TIMESTAMP(MICROS), an instant
+
+
+def scoring_time() -> datetime:
+    """One value for every row of a job run (score_batch) or of a micro-batch (score_stream): the rows scored
+    together carry the same time, so a monitoring window holds whole runs."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
 class ScoredFrame:
-    frame: DataFrame  # passthrough ids + prediction (+ probability) + model_name + model_version
+    frame: DataFrame  # passthrough ids + prediction (+ probability) + model_name + model_version + scored_at
     model: ResolvedModel
     binding: FeatureBinding
     flavor: str  # "spark" (scored in the JVM), "sklearn" or "python_function" (scored in Python workers)
@@ -68,7 +77,9 @@ def score_resolved(
     resolved: ResolvedModel,
     strategy: str = "auto",
     features_column: str | None = None,
+    scored_at: datetime | None = None,
 ) -> ScoredFrame:
+    """As score_dataframe, for a model already resolved; `scored_at` (default: now) goes on every row."""
     check_strategy(strategy)
     info = model_info(mlflow.get_tracking_uri(), resolved.load_uri)
     if features_column:
@@ -103,8 +114,12 @@ def score_resolved(
         path = python_strategy(strategy)
         scored = score_in_python(spark, path, selected, planned.plan, resolved.load_uri)
         flavor, size, batch_rows = planned.plan.flavor, planned.size_bytes, planned.plan.chunk_rows
-    scored = scored.withColumn("model_name", F.lit(resolved.model_name).cast("string")).withColumn(
-        "model_version", F.lit(resolved.model_version).cast("string")
+    scored = scored.withColumns(
+        {
+            "model_name": F.lit(resolved.model_name).cast("string"),
+            "model_version": F.lit(resolved.model_version).cast("string"),
+            SCORED_AT: F.lit(scored_at or scoring_time()).cast("timestamp"),
+        }
     )
     return ScoredFrame(scored, resolved, binding, flavor, path, observation, size, batch_rows)
 

@@ -29,6 +29,7 @@ class FileTask:
     output_schema: object  # pyarrow.Schema of every part
     model_name: str | None
     model_version: str | None
+    scored_at: object  # datetime (UTC): the job's scoring time, on every row of every part
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,12 @@ def _scored_batch(model, columns: dict, task: FileTask, path: str):
         prediction, proba = predict(model, features_from_arrow(features, plan), plan)
         outputs += arrow_outputs(prediction, proba, plan)
     else:
-        outputs += [pa.array([], type=field.type) for field in task.output_schema[len(outputs) : -2]]
+        outputs += [pa.array([], type=field.type) for field in task.output_schema[len(outputs) : -3]]
     outputs += [
         pa.nulls(rows, pa.string()) if v is None else pa.array([v] * rows, pa.string())
         for v in (task.model_name, task.model_version)
     ]
+    outputs.append(pa.array([task.scored_at] * rows, type=task.output_schema.field(-1).type))
     return pa.RecordBatch.from_arrays(outputs, schema=task.output_schema)
 
 

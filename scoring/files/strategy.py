@@ -25,7 +25,7 @@ from common.arrow_fs import filesystem_and_path
 from common.datasets import spark_format
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel
-from scoring.batch.dataframe import OUTPUT_COLUMNS, prediction_arrow_type
+from scoring.batch.dataframe import OUTPUT_COLUMNS, SCORED_AT, SCORED_AT_ARROW_TYPE, prediction_arrow_type, scoring_time
 from scoring.batch.plan import driver_model, plan_python_scoring
 from scoring.batch.strategies import probability_type
 from scoring.files.column_types import output_type, spark_schema, uncarried_column
@@ -130,6 +130,7 @@ def plan_files(
     if plan.probability:
         output_fields.append(pa.field("probability", to_arrow_type(probability_type(plan.probability))))
     output_fields += [pa.field("model_name", pa.string()), pa.field("model_version", pa.string())]
+    output_fields.append(pa.field(SCORED_AT, SCORED_AT_ARROW_TYPE))
     output_filesystem, staging_path = filesystem_and_path(staging)
     task = FileTask(
         plan=plan,
@@ -144,6 +145,7 @@ def plan_files(
         output_schema=pa.schema(output_fields),
         model_name=resolved.model_name,
         model_version=resolved.model_version,
+        scored_at=scoring_time(),  # one time for the job's every slice, as a Spark scoring job has
     )
     parallelism = spark.sparkContext.defaultParallelism if spark is not None else 1
     slices = cut_slices(files, parallelism, slice_rows)

@@ -59,8 +59,11 @@ def test_files_writes_what_arrow_writes_row_by_row(
     ours, theirs = spark.read.parquet(files.output), spark.read.parquet(arrow.output)
     assert ours.schema == theirs.schema
     ours, theirs = (df.toPandas().sort_values("row_id", ignore_index=True) for df in (ours, theirs))
-    # Every value the same; probabilities to the last bits BLAS leaves to the batch sizes (different per strategy).
-    pd.testing.assert_frame_equal(ours.drop(columns="probability"), theirs.drop(columns="probability"))
+    # Every value the same but the scoring time (one per job); probabilities to the last bits BLAS leaves to the
+    # batch sizes (different per strategy).
+    left_out = ["probability", "scored_at"]
+    pd.testing.assert_frame_equal(ours.drop(columns=left_out), theirs.drop(columns=left_out))
+    assert ours["scored_at"].nunique() == 1 and ours["scored_at"].notna().all()  # one time for every slice
     np.testing.assert_allclose(np.stack(ours["probability"]), np.stack(theirs["probability"]), rtol=1e-12, atol=0)
     assert files.rows_in == files.rows_out == arrow.rows_out == len(frame)
     # One part per slice (45 rows each, the whole-file row group split between slices), and Spark's marker.

@@ -8,7 +8,7 @@ from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
 from tests.helpers import scoring_frame
 
-OUTPUT_COLUMNS = ["row_id", "target", "prediction", "probability", "model_name", "model_version"]
+OUTPUT_COLUMNS = ["row_id", "target", "prediction", "probability", "model_name", "model_version", "scored_at"]
 
 
 @pytest.fixture
@@ -33,16 +33,21 @@ def _expected(frame: pd.DataFrame, model_uri: str) -> pd.DataFrame:
 def test_scores_every_row_with_the_production_version_and_matches_the_models_own_predictions(
     spark, settings, client, production_model, cancer_input, tmp_path
 ):
+    started = pd.Timestamp.now(tz="UTC")
     result = score_batch(
         spark,
         settings,
         ScoreBatchParams(model_uri="models:/cancer/production", input=str(cancer_input), output=str(tmp_path / "out")),
     )
+    ended = pd.Timestamp.now(tz="UTC")
     assert (result.rows_in, result.rows_out) == (569, 569)
     assert (result.model.model_name, result.model.model_version) == ("cancer", "1")
 
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert list(out.columns) == OUTPUT_COLUMNS
+    # The scoring time: an instant in UTC as serve's inference log writes it, one per job run, within the job.
+    assert str(out["scored_at"].dtype) == "datetime64[us, UTC]" and out["scored_at"].nunique() == 1
+    assert started <= out["scored_at"].iloc[0] <= ended
     assert out["row_id"].tolist() == list(range(569))
     assert (out["model_name"] == "cancer").all() and (out["model_version"] == "1").all()
     expected = _expected(scoring_frame(), "models:/cancer/1")
@@ -83,6 +88,7 @@ def test_columns_bind_by_name_not_position_and_integers_widen(spark, settings, p
         "probability",
         "model_name",
         "model_version",
+        "scored_at",
     ]
 
 
@@ -185,5 +191,5 @@ def test_a_pyfunc_only_model_is_scored_through_predict(spark, settings, tmp_path
         spark, settings, ScoreBatchParams(model_uri="models:/doubler/1", input=str(path), output=str(tmp_path / "out"))
     )
     out = pd.read_parquet(tmp_path / "out").sort_values("id", ignore_index=True)
-    assert list(out.columns) == ["id", "prediction", "model_name", "model_version"]
+    assert list(out.columns) == ["id", "prediction", "model_name", "model_version", "scored_at"]
     assert out["prediction"].tolist() == [2.0, 5.0, -8.0]

@@ -52,7 +52,14 @@ def test_mllib_model_scores_in_the_jvm_with_its_own_transform_and_counts_unseen_
     assert (result.rows_in, result.rows_out) == (1313, 1313)
 
     out = pd.read_parquet(tmp_path / "out").sort_values("passenger_id", ignore_index=True)
-    assert list(out.columns) == ["passenger_id", "prediction", "probability", "model_name", "model_version"]
+    assert list(out.columns) == [
+        "passenger_id",
+        "prediction",
+        "probability",
+        "model_name",
+        "model_version",
+        "scored_at",
+    ]
     assert out["prediction"].dtype == np.int64 and (out["model_version"] == "1").all()
 
     model = mlflow.spark.load_model("models:/titanic/1")

@@ -242,7 +242,12 @@ def test_without_ids_the_stream_carries_the_same_columns_as_score_batch(
     batch_out = pd.read_parquet(tmp_path / "batch_out").sort_values("row_id", ignore_index=True)
     stream_out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert list(stream_out.columns) == [*batch_out.columns, "batch_id"]
-    pd.testing.assert_frame_equal(stream_out.drop(columns="batch_id"), batch_out)
+    # Row by row the same but the scoring time: one per batch job, one per micro-batch.
+    pd.testing.assert_frame_equal(
+        stream_out.drop(columns=["batch_id", "scored_at"]), batch_out.drop(columns="scored_at")
+    )
+    assert stream_out["scored_at"].notna().all() and batch_out["scored_at"].nunique() == 1
+    assert (stream_out.groupby("batch_id")["scored_at"].nunique() == 1).all()
 
     # A later file brings a column nobody declared: scored, the column counted and named, the schema kept.
     _land(data.iloc[40:90].assign(operator="ann"), tmp_path / "in", f"b.{fmt}", fmt=fmt)

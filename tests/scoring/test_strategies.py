@@ -17,7 +17,7 @@ from scoring.batch.score_batch import run as score_batch
 from scoring.batch.strategies import STRATEGIES
 from tests.helpers import scoring_frame
 
-CONTRACT = ["row_id", "target", "prediction", "probability", "model_name", "model_version"]
+CONTRACT = ["row_id", "target", "prediction", "probability", "model_name", "model_version", "scored_at"]
 
 
 def _scored(spark, frame: pd.DataFrame, uri: str, strategy: str) -> pd.DataFrame:

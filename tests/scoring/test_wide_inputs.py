@@ -40,7 +40,7 @@ def _sorted(df) -> pd.DataFrame:
 def test_300_named_columns_score_with_every_strategy(spark, settings, wide_model, strategy):
     model, frame = wide_model
     out = _sorted(score_dataframe(spark, spark.createDataFrame(frame), "models:/wide/1", strategy=strategy).frame)
-    assert list(out.columns) == ["id", "prediction", "probability", "model_name", "model_version"]
+    assert list(out.columns) == ["id", "prediction", "probability", "model_name", "model_version", "scored_at"]
     assert out["id"].tolist() == list(range(N_ROWS))
     np.testing.assert_array_equal(out["prediction"], model.predict(frame[NAMES]))
 
@@ -60,7 +60,7 @@ def test_features_from_one_array_column_or_one_vector_column(spark, settings, wi
     for df in (as_array, as_vector):
         scored = score_dataframe(spark, df, "models:/wide/1", features_column="features").frame
         out = _sorted(scored)
-        assert list(out.columns) == ["id", "prediction", "probability", "model_name", "model_version"]
+        assert list(out.columns) == ["id", "prediction", "probability", "model_name", "model_version", "scored_at"]
         assert out["id"].tolist() == list(range(N_ROWS))
         np.testing.assert_array_equal(out["prediction"], expected)
         np.testing.assert_allclose(out["probability"], model.predict_proba(frame[NAMES])[:, 1], rtol=1e-12)

@@ -169,7 +169,14 @@ def _instants(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def expected_columns(passthrough: list[str], probability: bool) -> list[str]:
-    return [*passthrough, "prediction", *(["probability"] if probability else []), "model_name", "model_version"]
+    return [
+        *passthrough,
+        "prediction",
+        *(["probability"] if probability else []),
+        "model_name",
+        "model_version",
+        "scored_at",
+    ]
 
 
 def gives_probability(trained) -> bool:

@@ -45,7 +45,7 @@ def test_mllib_regression_with_one_string_column_scores_through_mlflow_run(train
     n = len(frame)
     assert f"{n} rows in, {n} rows out with {trained.model_name} v1" in stdout
     scored = pd.read_parquet(out)
-    assert list(scored.columns) == ["row_id", "y", "prediction", "model_name", "model_version"]
+    assert list(scored.columns) == ["row_id", "y", "prediction", "model_name", "model_version", "scored_at"]
     chain.assert_passthrough_kept(scored, frame, ["row_id", "y"], "row_id")
     chain.assert_matches_model(scored, trained_models.own_predictions(trained), "row_id")
 
@@ -77,7 +77,15 @@ def test_per_group_model_is_promoted_through_the_gate_through_mlflow_run(spark, 
     n = len(frame)
     assert (result.rows_in, result.rows_out, result.model.label) == (n, n, f"{name} v1")
     scored = pd.read_parquet(out)
-    assert list(scored.columns) == ["row_id", "site", "target", "prediction", "model_name", "model_version"]
+    assert list(scored.columns) == [
+        "row_id",
+        "site",
+        "target",
+        "prediction",
+        "model_name",
+        "model_version",
+        "scored_at",
+    ]
     chain.assert_passthrough_kept(scored, frame, ["row_id", "site", "target"], "row_id")
     chain.assert_matches_model(scored, trained_models.own_predictions(trained), "row_id")
 
@@ -116,7 +124,7 @@ def test_score_stream_without_ids_keeps_what_score_batch_keeps_through_mlflow_ru
     batch = pd.read_parquet(tmp_path / "batch")
     stream = pd.read_parquet(tmp_path / "stream").drop(columns="batch_id")
     kept = ["passenger_id", "name", "survived"]  # the non-feature columns
-    assert list(batch.columns) == [*kept, "prediction", "probability", "model_name", "model_version"]
+    assert list(batch.columns) == [*kept, "prediction", "probability", "model_name", "model_version", "scored_at"]
     assert sorted(stream.columns) == sorted(batch.columns)
     assert len(stream) == len(batch) == n
     chain.assert_matches_model(stream, batch[["passenger_id", "prediction", "probability"]], "passenger_id")
