@@ -63,7 +63,11 @@ def _numeric(reference: dict, window: dict) -> dict[str, float | None]:
         # A constant reference column has no spread to scale by; any move of a constant is then a full drift.
         "wasserstein": wasserstein / std if std else (0.0 if wasserstein == 0 else float("inf")),
         "ks_statistic": ks,
-        "ks_pvalue": drift.ks_pvalue(ks, reference["count"], window["count"]),
+        "ks_pvalue": drift.ks_pvalue(
+            drift.ks_lower_bound(reference["quantiles"], window["quantiles"], QUANTILE_LEVELS),
+            reference["count"],
+            window["count"],
+        ),
     }
 
 

@@ -13,8 +13,10 @@ Numeric columns:
 - Kolmogorov-Smirnov statistic: the largest gap between the two CDFs, each read off its quantile grid at every
   grid value of either side. A quantile function at levels 0.01 apart bounds the CDF to an interval 0.01 wide; the
   middle of it is used, so the statistic is within 0.01 of the exact one plus the sketch's rank error (1/10000 by
-  default). Its p-value is the asymptotic two-sample one: Kolmogorov's distribution `kstwo` at the effective size
-  n*m/(n+m), as `scipy.stats.ks_2samp(method="asymp")` computes it.
+  default). Its p-value is the asymptotic two-sample one (Kolmogorov's distribution `kstwo` at the effective size
+  n*m/(n+m), as `scipy.stats.ks_2samp(method="asymp")` computes it) of the smallest statistic the two grids allow:
+  never below the exact test's p-value (but for the sketch's rank error), so the grid's own error, which on windows
+  of tens of thousands of rows would alone make every test significant, cannot.
 Categorical columns: chi-square test of homogeneity on the 2 x k table of counts (p-value), Jensen-Shannon
 distance, total variation (half the L1 distance of the shares) and L-infinity distance (the largest share gap).
 """
@@ -69,14 +71,28 @@ def ks_statistic(quantiles_a, quantiles_b, levels) -> float:
     return float(np.max(np.abs(_cdf(qa, levels, points) - _cdf(qb, levels, points))))
 
 
+def ks_lower_bound(quantiles_a, quantiles_b, levels) -> float:
+    """The smallest Kolmogorov-Smirnov statistic two quantile grids allow: where the CDFs' intervals do not
+    overlap, the gap between them."""
+    qa, qb = np.asarray(quantiles_a, dtype=float), np.asarray(quantiles_b, dtype=float)
+    points = np.union1d(qa, qb)
+    (low_a, high_a), (low_b, high_b) = _cdf_bounds(qa, levels, points), _cdf_bounds(qb, levels, points)
+    return float(np.max(np.maximum(0.0, np.maximum(low_a - high_b, low_b - high_a))))
+
+
 def _cdf(quantiles: np.ndarray, levels, x: np.ndarray) -> np.ndarray:
+    lower, upper = _cdf_bounds(quantiles, levels, x)
+    return (lower + upper) / 2
+
+
+def _cdf_bounds(quantiles: np.ndarray, levels, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """F(x) from an inverted-CDF quantile grid: Q(l_i) <= x gives F(x) >= l_i and Q(l_j) > x gives F(x) < l_j, so
-    F(x) lies between the largest such l_i and the smallest such l_j; their middle is returned."""
+    F(x) lies between the largest such l_i and the smallest such l_j."""
     levels = np.asarray(levels, dtype=float)
     above = np.searchsorted(quantiles, x, side="right")  # index of the first grid value above x
     lower = np.where(above > 0, levels[np.maximum(above - 1, 0)], 0.0)
     upper = np.where(above < len(levels), levels[np.minimum(above, len(levels) - 1)], 1.0)
-    return (lower + upper) / 2
+    return lower, upper
 
 
 def ks_pvalue(statistic: float, n: int, m: int) -> float:

@@ -110,7 +110,8 @@ def test_columns_missing_from_the_table_or_the_baseline_are_reported(runs):
 
 def test_drift_statistics_match_scipy_on_the_same_rows(monitored, runs):
     """PSI, JS, chi-square, total variation and L-infinity from exact counts: to float precision. KS statistic from
-    the quantile grids: within 0.01 (the grid step) + 0.005; its p-value is kstwo at the effective size for it;
+    the quantile grids: within 0.01 (the grid step) + 0.005; its p-value is kstwo at the effective size for a
+    statistic no larger than the exact one (plus the sketch's rank error);
     Wasserstein from the quantile grids: within 0.05 baseline standard deviations."""
     baseline = load_reference_profile(monitored.run_id)["columns"]
     scored = monitored.scored
@@ -133,7 +134,8 @@ def test_drift_statistics_match_scipy_on_the_same_rows(monitored, runs):
             exact = stats.ks_2samp(reference, window)
             assert abs(value[column, "ks_statistic"] - exact.statistic) <= 0.015, column
             n_eff = round(len(reference) * len(window) / (len(reference) + len(window)))
-            assert value[column, "ks_pvalue"] == pytest.approx(stats.kstwo.sf(value[column, "ks_statistic"], n_eff))
+            if value[column, "ks_pvalue"] > 1e-12:  # the statistic it was computed from: at most the exact one
+                assert stats.kstwo.isf(value[column, "ks_pvalue"], n_eff) <= exact.statistic + 0.001, column
             distance = stats.wasserstein_distance(reference, window) / reference.std(ddof=1)
             assert abs(value[column, "wasserstein"] - distance) <= 0.05, column
         categories = sorted(set(monitored.train.color) | set(rows.color))

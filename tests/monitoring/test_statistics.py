@@ -31,7 +31,8 @@ SAMPLES = {
 @pytest.mark.parametrize("shift", [0.0, 0.1, 0.5])
 def test_numeric_statistics_from_two_profiles_match_scipy_on_the_raw_values(kind, shift):
     """PSI and JS over the baseline's bins: exact. KS statistic from the quantile grids: within 0.01 (the grid's
-    step) of ks_2samp's. Wasserstein from the quantile grids and means: within 0.05 baseline standard deviations."""
+    step) of ks_2samp's, which lies between the smallest statistic the grids allow and that plus two steps.
+    Wasserstein from the quantile grids and means: within 0.05 baseline standard deviations."""
     rng = np.random.default_rng(11)
     a, b = SAMPLES[kind](rng, 4_000, 0.0), SAMPLES[kind](rng, 1_500, shift)
     reference, window = column_profile(pd.Series(a), "feature"), column_profile(pd.Series(b), "feature")
@@ -48,8 +49,23 @@ def test_numeric_statistics_from_two_profiles_match_scipy_on_the_raw_values(kind
         reference["quantiles"], window["quantiles"], QUANTILE_LEVELS, reference["mean"], window["mean"]
     )
     assert abs(distance / reference["std"] - stats.wasserstein_distance(a, b) / a.std(ddof=1)) <= 0.05
-    effective = round(len(a) * len(b) / (len(a) + len(b)))
-    assert drift.ks_pvalue(ks, len(a), len(b)) == pytest.approx(stats.kstwo.sf(ks, effective))
+    smallest = drift.ks_lower_bound(reference["quantiles"], window["quantiles"], QUANTILE_LEVELS)
+    assert smallest <= stats.ks_2samp(a, b).statistic <= smallest + 0.02
+
+
+@pytest.mark.parametrize("rows", [1_000, 50_000])
+def test_the_ks_pvalue_is_never_below_the_exact_tests_so_large_windows_raise_no_false_alarm(rows):
+    """The midpoint statistic errs by up to the grid step: at 50,000 rows a side that alone would make a test of two
+    samples of one distribution significant. The p-value comes from the smallest statistic the grids allow."""
+    significant = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        a, b = rng.normal(size=rows), rng.normal(size=rows)
+        quantiles = [np.quantile(x, QUANTILE_LEVELS, method="inverted_cdf") for x in (a, b)]
+        pvalue = drift.ks_pvalue(drift.ks_lower_bound(*quantiles, QUANTILE_LEVELS), rows, rows)
+        assert pvalue >= stats.ks_2samp(a, b, method="asymp").pvalue
+        significant += pvalue < 0.05
+    assert significant <= 1
 
 
 def test_ks_pvalue_is_scipys_asymptotic_two_sample_pvalue_for_the_same_statistic():
