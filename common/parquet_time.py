@@ -44,13 +44,17 @@ def nanosecond_columns(location: str) -> dict[str, bool]:
                 return {}
             path = files[0]
         with filesystem.open_input_file(path) as handle:
-            schema = pq.read_schema(handle)
+            footer = pq.ParquetFile(handle)
+            schema, stored = footer.schema_arrow, footer.schema
     except (OSError, pa.ArrowException, ValueError):
         return {}
+    # Spark's own default, INT96, is shown by pyarrow as timestamp[ns] too, but Spark reads it as a timestamp: only
+    # INT64 nanoseconds need the long detour.
+    int96 = {stored.column(i).path for i in range(len(stored)) if stored.column(i).physical_type == "INT96"}
     return {
         field.name: field.type.tz is not None
         for field in schema
-        if pa.types.is_timestamp(field.type) and field.type.unit == "ns"
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns" and field.name not in int96
     }
 
 

@@ -176,3 +176,13 @@ def test_a_stream_carries_time_and_decimal_columns_and_sets_aside_a_file_with_na
     np.testing.assert_array_equal(merged["prediction"], merged["prediction_own"])
     reasons = "\n".join(p.read_text() for p in (tmp_path / "quarantine").rglob("_reasons.json"))
     assert "c-nanoseconds.parquet" in reasons and "column 'event_time' holds a timestamp with nanoseconds" in reasons
+
+
+def test_a_table_spark_wrote_with_its_default_int96_timestamps_is_read_as_it_is(spark, tmp_path):
+    """pyarrow shows INT96 as timestamp[ns] too; only INT64 nanoseconds take the long detour."""
+    from common.parquet_time import nanosecond_columns, read_parquet
+
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, 123456)
+    spark.createDataFrame([(1, when)], "id int, scored_at timestamp").write.parquet(str(tmp_path / "int96"))
+    assert nanosecond_columns(str(tmp_path / "int96")) == {}
+    assert read_parquet(spark, str(tmp_path / "int96")).collect()[0]["scored_at"] == when
