@@ -8,6 +8,7 @@ import yaml
 
 from common.errors import UserInputError
 from common.params import parse_params
+from common.profile import PROFILE_ARTIFACT
 from training.evaluation import evaluate
 from training.held_out import TEST_SPLIT, logged_test_split
 from training.sklearn.train_sklearn import TrainSklearnParams, run
@@ -43,6 +44,7 @@ def test_classifier_run_tracks_params_metrics_plots_data_and_a_registered_skops_
         "evaluation/feature_importances.csv",
         "evaluation/feature_importances.png",
         "evaluation/roc_curve.png",
+        PROFILE_ARTIFACT,
         "reproducibility/environment.json",
     ]
     importances = pd.read_csv(
