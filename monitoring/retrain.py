@@ -165,7 +165,7 @@ def retrain_through_gate(
     earlier = already_retrained(client, model_name, version, ids)
     if earlier is not None:
         detail = f"already retrained for windows {ids} as v{earlier.version} ({earlier.tags.get(GATE_TAG, '')})"
-        return _recorded(Retraining(SKIPPED, version, ids, earlier.version, detail=detail))
+        return _recorded(Retraining(SKIPPED, version, ids, str(earlier.version), detail=detail))
     record = training_record(client, model_name, version)
     data = str(Path(retrain_data).resolve()) if Path(retrain_data).exists() else retrain_data
     run_id, _ = replay(PROJECT, record, monitor_run.info.experiment_id, {"data": data, "model_name": model_name})

@@ -132,7 +132,7 @@ def test_the_policy_fires_and_the_winning_challenger_is_production_with_its_alia
     assert retraining.windows == ",".join(str(KEYS[d]) for d in DRIFT_DAYS)
     assert _stage(client, WINNER, "2") == "Production" and _stage(client, WINNER, "1") != "Production"
     assert str(client.get_registered_model(WINNER).aliases["production"]) == "2"
-    assert client.get_model_version_by_alias(WINNER, "production").version == "2"
+    assert str(client.get_model_version_by_alias(WINNER, "production").version) == "2"
 
 
 def test_a_losing_challenger_leaves_the_champion_serving(loop, client):
