@@ -69,7 +69,15 @@ def test_parquet_stream_scores_good_files_once_and_quarantines_bad_ones(
 
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert out["row_id"].tolist() == list(range(300))
-    assert list(out.columns) == ["row_id", "prediction", "probability", "model_name", "model_version", "batch_id"]
+    assert list(out.columns) == [
+        "row_id",
+        "prediction",
+        "probability",
+        "model_name",
+        "model_version",
+        "scored_at",
+        "batch_id",
+    ]
     np.testing.assert_array_equal(out["prediction"], _own_predictions(data.iloc[:300], "1"))
     assert (out["model_version"] == "1").all()
 
