@@ -72,8 +72,9 @@ def test_mllib_model_scores_in_the_jvm_with_its_own_transform_and_counts_unseen_
     np.testing.assert_array_equal(out["prediction"], own["prediction"].astype("int64"))
     np.testing.assert_allclose(out["probability"], own["probability"], rtol=1e-12)
 
-    indexer = next(s for s in model.stages if isinstance(s, StringIndexerModel))
-    known = dict(zip(indexer.getInputCols(), map(set, indexer.labelsArray), strict=True))
+    # One StringIndexerModel per string column (a multi-column one pads shorter label lists with nulls).
+    indexers = [s for s in model.stages if isinstance(s, StringIndexerModel)]
+    known = {i.getInputCol(): set(i.labels) for i in indexers}
     titles = frame["name"].map(lambda n: (re.match(r"^[^,]*,\s*([A-Za-z]+)", n) or [None, "Unknown"])[1])
     unseen_class = ~frame["class"].isin(known["class"])
     unseen_title = ~titles.isin(known["title"])
