@@ -37,6 +37,9 @@ class Shape:
     must_refuse: dict[str, str] = field(default_factory=dict)
     mllib_kwargs: dict = field(default_factory=dict)
     model_of: str | None = None  # scored with the models trained on that shape (same features), not trained again
+    # Columns every trainer leaves out of the features with a warning (one value for every row, id-like strings): not
+    # in the signature, carried through scoring like the ids.
+    left_out: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -48,7 +51,7 @@ class Shape:
 
     def features(self, frame: pd.DataFrame | None = None) -> list[str]:
         frame = self.frame() if frame is None else frame
-        return [c for c in frame.columns if c != self.label and c not in self.ids and c != SITE]
+        return [c for c in frame.columns if c != self.label and c not in (*self.ids, *self.left_out) and c != SITE]
 
     def per_group_frame(self) -> pd.DataFrame:
         """The table with a string group column (three sites, round robin) after the ids."""
@@ -234,7 +237,14 @@ SHAPES = [
     Shape("no_strings_binary01", no_strings_binary01, "target", ("row_id",), CLASSIFICATION),
     Shape("one_string_regression", one_string_regression, "y", ("row_id",), REGRESSION),
     Shape("several_strings_multiclass", several_strings_multiclass, "species", ("row_id",), CLASSIFICATION),
-    Shape("bool_int_constant_string_label", bool_int_constant_string_label, "diagnosis", ("row_id",), CLASSIFICATION),
+    Shape(
+        "bool_int_constant_string_label",
+        bool_int_constant_string_label,
+        "diagnosis",
+        ("row_id",),
+        CLASSIFICATION,
+        left_out=("constant",),
+    ),
     Shape("boolean_label", boolean_label, "benign", ("row_id",), CLASSIFICATION),
     Shape("multiclass_int_missing_values", multiclass_int_missing_values, "target", ("row_id",), CLASSIFICATION),
     Shape(
