@@ -11,12 +11,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from scoring.batch.dataframe import OUTPUT_COLUMNS
 from tests.shapes.shapes import SITE, Shape
 
 TRAINERS = ("sklearn", "mllib", "per_group", "hyperopt", "joblib")
 SKLEARN_HYPERPARAMS = {"n_estimators": 20}
 TUNING_SPACE = {"n_estimators": [20], "max_depth": [3, 6]}
-OUTPUTS = ("prediction", "probability", "model_name", "model_version")
+OUTPUTS = OUTPUT_COLUMNS  # what scoring adds to a row (prediction, probability, model name/version, scored_at)
 
 
 def write_table(frame: pd.DataFrame, path: Path, fmt: str) -> Path:

@@ -40,6 +40,7 @@ class Shape:
     # Columns every trainer leaves out of the features with a warning (one value for every row, id-like strings): not
     # in the signature, carried through scoring like the ids.
     left_out: tuple[str, ...] = ()
+    left_out_by: dict[str, tuple[str, ...]] = field(default_factory=dict)  # trainer -> columns only it leaves out
 
     @property
     def key(self) -> str:
@@ -272,6 +273,7 @@ SHAPES = [
         ("row_id",),
         CLASSIFICATION,
         must_refuse={"mllib": r"feature column\(s\) 'empty' hold no values"},  # scikit-learn's imputer drops it
+        left_out_by={"sklearn": ("empty",)},  # train_sklearn leaves out a column with one value (none) in every row
     ),
     Shape(
         "tiny_rare_class",

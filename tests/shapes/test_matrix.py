@@ -82,7 +82,8 @@ def test_training_registers_version_1_or_refuses_before_any_run(trained_models, 
     (version,) = client.search_model_versions(f"name='{trained.model_name}'")
     assert (str(version.version), version.current_stage, version.run_id) == ("1", "None", result.run_id)
     assert result.task == shape.task
-    expected_inputs = ([SITE] if trainer == "per_group" else []) + shape.features()
+    left_out = shape.left_out_by.get(trainer, ())
+    expected_inputs = ([SITE] if trainer == "per_group" else []) + [c for c in shape.features() if c not in left_out]
     assert trained.features == expected_inputs  # the registered version's signature
     labeled = int(trained.frame[shape.label].notna().sum())
     assert _rows_trained(client, trainer, result.run_id) == labeled
