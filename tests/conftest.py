@@ -8,12 +8,20 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 # One OpenMP thread per fit (HistGradientBoosting, XGBoost), set before any library loads its OpenMP runtime and
 # inherited by every job process a test starts: two test workers, Spark's Python workers and OpenMP's spinning
 # threads on two cores stall each other (a 1,200-row fit measured 49 s with two threads under load, 0.6 s with one).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# pytest-xdist's workers run with a `__main__` that has no `__file__`, which pyspark.sql.connect takes for a doctest
+# run and answers with sys.exit(0) when Spark Connect's client libraries are absent (mlflow.spark.log_model imports
+# it). A file name for the worker's main module keeps the import what it is in a job process.
+_main = sys.modules.get("__main__")
+if _main is not None and not hasattr(_main, "__file__"):
+    _main.__file__ = __file__
 
 import mlflow  # noqa: E402 - after the OpenMP setting above
 import pytest  # noqa: E402
