@@ -102,7 +102,7 @@ def test_train_promote_and_score_a_users_csv_through_entry_points(settings, clie
     stdout = _ok(run_in_process("scoring.batch.score_batch", args))
     assert "442 rows in, 442 rows out with diabetes v1" in stdout
     scored = pd.read_parquet(out).sort_values("patient_id", ignore_index=True)
-    assert list(scored.columns) == ["patient_id", "prediction", "model_name", "model_version"]
+    assert list(scored.columns) == ["patient_id", "prediction", "model_name", "model_version", "scored_at"]
     model = mlflow.sklearn.load_model("models:/diabetes/1")
     np.testing.assert_allclose(
         scored["prediction"], model.predict(data.drop(columns=["patient_id", "target"])), rtol=1e-9

@@ -117,7 +117,7 @@ def test_one_model_per_device_routed_by_one_registered_model_and_scored_by_score
     np.testing.assert_array_equal(out["prediction"], predicted)
     assert (out["model_version"] == "1").all()
     # The group column routes the rows and also identifies them in the output.
-    assert list(out.columns) == ["device_id", "reading_id", "prediction", "model_name", "model_version"]
+    assert list(out.columns) == ["device_id", "reading_id", "prediction", "model_name", "model_version", "scored_at"]
     assert (out["device_id"].to_numpy() == known["device_id"].to_numpy()).all()
 
     # score_batch checks the input's devices on the driver: one clear error, nothing written.
