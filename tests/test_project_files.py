@@ -148,7 +148,7 @@ def test_record_training_refuses_what_is_not_a_training_entry_point():
 
 
 def _markdown_anchors(text: str) -> set[str]:
-    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens, repeats -1, -2."""
+    """The anchors GitHub gives headings: lower case, punctuation dropped, spaces as hyphens, repeats -1, -2."""
     import re
 
     anchors: set[str] = set()
