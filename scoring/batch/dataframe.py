@@ -87,9 +87,7 @@ def score_resolved(
         df = expand_features_column(df, features_column, names)
     routed_by = group_column(info.metadata)
     binding = bind_features(df, info.signature, resolved.label, keep=(routed_by,) if routed_by else ())
-    clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
-    if clash:
-        raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
+    refuse_output_clash(binding.passthrough)
     prediction_type = prediction_arrow_type(info.signature)
     selected = binding.select(df)
     observation = size = batch_rows = None
@@ -170,3 +168,10 @@ def prediction_arrow_type(signature: ModelSignature) -> pa.DataType:
 def model_info(tracking_uri: str, load_uri: str):
     """A version's MLmodel never changes: read it once per driver (a stream asks for it every micro-batch)."""
     return mlflow.models.get_model_info(load_uri)
+
+
+def refuse_output_clash(passthrough) -> None:
+    """An input column named like one scoring adds would be overwritten: refused, naming it, before anything runs."""
+    clash = [c for c in OUTPUT_COLUMNS if c in passthrough]
+    if clash:
+        raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")

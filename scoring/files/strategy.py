@@ -25,7 +25,13 @@ from common.arrow_fs import filesystem_and_path
 from common.datasets import spark_format
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel
-from scoring.batch.dataframe import OUTPUT_COLUMNS, SCORED_AT, SCORED_AT_ARROW_TYPE, prediction_arrow_type, scoring_time
+from scoring.batch.dataframe import (
+    SCORED_AT,
+    SCORED_AT_ARROW_TYPE,
+    prediction_arrow_type,
+    refuse_output_clash,
+    scoring_time,
+)
 from scoring.batch.plan import driver_model, plan_python_scoring
 from scoring.batch.strategies import probability_type
 from scoring.files.column_types import output_type, spark_schema, uncarried_column
@@ -106,9 +112,7 @@ def plan_files(
     """Bind the first file's columns to the signature by name (the same checks and messages as every strategy),
     plan the model once, and cut the slices."""
     binding = bind_features(_SchemaOnly(spark_schema(files.schema)), info.signature, resolved.label)
-    clash = [c for c in OUTPUT_COLUMNS if c in binding.passthrough]
-    if clash:
-        raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
+    refuse_output_clash(binding.passthrough)
     specs = {spec.name: spec.type.to_spark() for spec in info.signature.inputs.inputs}
     feature_types = [specs[name] for name in binding.features]
     planned = plan_python_scoring(
