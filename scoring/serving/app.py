@@ -47,10 +47,12 @@ from scoring.serving.inference_log import InferenceLog, LoggedRequest
 from scoring.serving.metrics import MetricsMiddleware, ServerMetrics
 from scoring.serving.model_holder import ModelHolder
 from scoring.serving.open_inference import v2_routes
+from scoring.serving.prediction_backends import Prediction
 from scoring.serving.registry_webhook import SECRET_VARIABLE, webhook_route
-from scoring.serving.request_body import RequestError, Rows, bind_columns, content_type_of, first_line, parse_body
+from scoring.serving.request_body import RequestError, content_type_of, first_line, parse_body
 from scoring.serving.request_id import RequestIdMiddleware, current_request_id, tag_log_lines
-from scoring.serving.served_model import Prediction, ServedModel
+from scoring.serving.served_model import ServedModel
+from scoring.serving.signature_columns import Rows, bind_columns
 
 _logger = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scoring.serving.request_body import Rows
-from scoring.serving.served_model import Prediction, ServedModel
+from scoring.serving.prediction_backends import Prediction
+from scoring.serving.served_model import ServedModel
+from scoring.serving.signature_columns import Rows
 
 MAX_BATCH_ROWS = 10_000  # rows predicted in one call at most; a single larger request still goes whole
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import mlflow
 
 from common.model_uri import ResolvedModel, resolve_model_uri
-from scoring.serving.request_body import InputColumn, first_line
+from scoring.serving.request_body import first_line
 from scoring.serving.served_model import ServedModel, load_served_model
+from scoring.serving.signature_columns import InputColumn
 
 _logger = logging.getLogger(__name__)
 _RETRY_SECONDS = 300.0

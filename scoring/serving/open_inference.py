@@ -25,8 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from scoring.serving.request_body import InputColumn, ParsedRequest, RequestError, Rows, bind_columns
-from scoring.serving.served_model import Prediction, ServedModel
+from scoring.serving.prediction_backends import Prediction
+from scoring.serving.request_body import ParsedRequest, RequestError
+from scoring.serving.served_model import ServedModel
+from scoring.serving.signature_columns import InputColumn, Rows, bind_columns
 
 # MLflow's column types as the protocol's datatypes, and which datatypes a column of each type takes.
 DATATYPES = {"double": "FP64", "float": "FP32", "long": "INT64", "integer": "INT32", "boolean": "BOOL",

@@ -16,12 +16,11 @@ from scoring.serving.request_body import (
     CSV,
     JSON,
     PARQUET,
-    InputColumn,
     RequestError,
-    bind_columns,
     content_type_of,
     parse_body,
 )
+from scoring.serving.signature_columns import InputColumn, bind_columns
 
 SIGNATURE = (
     InputColumn("age", "double"),
