@@ -178,7 +178,7 @@ def build_app(
             Route("/invocations", invocations, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},
-        middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware, metrics=metrics), drain.closing()],
         lifespan=lifespan,
     )
     app.state.drain = drain

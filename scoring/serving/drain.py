@@ -8,6 +8,10 @@ after uvicorn installed its own handler) the handler is wrapped: the first SIGTE
 deadline, asks uvicorn's server to exit the way its own handler does (without re-raising the signal, so the exit
 code is 0). A second SIGTERM stops at once. With several workers, uvicorn's parent passes SIGTERM to each worker and
 waits for them.
+
+While draining, every answer says `Connection: close`: a client on a kept-alive connection opens a new one for its
+next request, which the balancer sends to a ready server. Without it, the connections still open at the deadline
+would be closed under clients that may be writing their next request at that moment.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+
+from starlette.middleware import Middleware
 
 from scoring.serving.request_id import current_request_id
 
@@ -68,3 +74,26 @@ class Drain:
 
     def _stop(self) -> None:
         self._server.should_exit = True
+
+    def closing(self) -> Middleware:
+        """The app's middleware that closes each connection after its answer while draining."""
+        return Middleware(CloseConnectionsWhileDraining, drain=self)
+
+
+class CloseConnectionsWhileDraining:
+    """ASGI middleware: while `drain.draining`, each answer closes its connection (`Connection: close`)."""
+
+    def __init__(self, app, drain: Drain):
+        self.app, self.drain = app, drain
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message):
+            if message["type"] == "http.response.start" and self.drain.draining:
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        await self.app(scope, receive, send_closing)

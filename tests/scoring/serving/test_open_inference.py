@@ -70,15 +70,19 @@ def test_health_and_metadata_from_the_signature(app_for):
     assert metadata["versions"] == ["1"]
 
 
-def test_draining_turns_ready_false(app_for):
+def test_draining_turns_ready_false_and_closes_each_connection_after_its_answer(app_for):
     app = app_for("models:/cancer/1")
+    before = call(app, "GET", "/ping")
     app.state.drain.begin()
 
     ready = call(app, "GET", "/v2/health/ready")
     health = call(app, "GET", "/health")
+    ping = call(app, "GET", "/ping")
 
     assert (ready.status, ready.json()) == (503, {"ready": False})
     assert (health.status, health.json()["status"]) == (503, "draining")
+    assert "connection" not in before.headers
+    assert (ping.status, ping.headers["connection"]) == (200, "close")  # still answering, on a new connection next
 
 
 def _raw(app, document, model="cancer"):
