@@ -31,6 +31,7 @@ import logging
 import os
 from argparse import ArgumentTypeError
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import mlflow
 from starlette.applications import Starlette
@@ -69,7 +70,8 @@ def app_from_environment() -> Starlette:
     tag_log_lines()
     settings = json.loads(os.environ[SETTINGS_VARIABLE])
     job_settings()
-    holder = ModelHolder.load(settings["model_uri"], settings["reload_seconds"])
+    events = settings.get("registry_event_file")
+    holder = ModelHolder.load(settings["model_uri"], settings["reload_seconds"], shared_events=events and Path(events))
     log = InferenceLog(settings["log_dir"]) if settings.get("log_dir") else None
     secret = os.environ.get(SECRET_VARIABLE) or None
     return build_app(holder, settings["max_body_bytes"], log, settings["drain_seconds"], secret, settings["batching"])

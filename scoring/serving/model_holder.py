@@ -6,15 +6,22 @@ every `reload_seconds`. When it names another version, that version is loaded in
 swapped in, by replacing one reference: a request holds the version it started with until it is answered, so
 none fails or mixes versions during a swap. A version that fails a check leaves the old one serving; the reason
 is logged and shown on /health, and the version is tried again only after `_RETRY_SECONDS`.
+
+A registry event (scoring.serving.registry_webhook) reaches one worker process of several: that worker writes a
+stamp into the file all workers of the server share (`shared_events`), and every worker, looking at it every
+`_SHARED_EVENT_SECONDS`, checks the registry at once when it changed, so all of them swap, not just the one the
+delivery happened to reach.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 
@@ -25,6 +32,7 @@ from scoring.serving.signature_columns import InputColumn
 
 _logger = logging.getLogger(__name__)
 _RETRY_SECONDS = 300.0
+_SHARED_EVENT_SECONDS = 0.2  # a stat and a read of a few bytes: nothing next to a request
 
 Loader = Callable[[mlflow.MlflowClient, ResolvedModel], ServedModel]
 
@@ -50,7 +58,14 @@ def incompatible_inputs(serving: tuple[InputColumn, ...], candidate: tuple[Input
 
 
 class ModelHolder:
-    def __init__(self, model_uri: str, served: ServedModel, reload_seconds: float, loader: Loader = load_served_model):
+    def __init__(
+        self,
+        model_uri: str,
+        served: ServedModel,
+        reload_seconds: float,
+        loader: Loader = load_served_model,
+        shared_events: Path | None = None,
+    ):
         self.model_uri = model_uri
         self.current = served  # read by every request: one reference, replaced whole
         self.status = FollowStatus()
@@ -61,15 +76,24 @@ class ModelHolder:
         self._thread: threading.Thread | None = None
         self._checking = threading.Lock()  # a poll and a registry event never load the same version twice at once
         self.event_thread: threading.Thread | None = None  # the last check started by a registry event
+        self._shared_events = shared_events  # several workers: a file whose stamp changes on each registry event
+        self._seen_event = self._event_stamp()
         # on_swap(outcome, previous, candidate), outcome "done" or "refused": the server's metrics
         self.on_swap: Callable[[str, ServedModel, ServedModel | None], None] = lambda *_: None
 
     @classmethod
-    def load(cls, model_uri: str, reload_seconds: float, loader: Loader = load_served_model) -> ModelHolder:
+    def load(
+        cls,
+        model_uri: str,
+        reload_seconds: float,
+        loader: Loader = load_served_model,
+        shared_events: Path | None = None,
+    ) -> ModelHolder:
         """Resolve and load now: a URI that does not resolve, or a version that does not load, raises a UserInputError
         (the entry point exits 2)."""
         client = mlflow.MlflowClient()
-        return cls(model_uri, loader(client, resolve_model_uri(client, model_uri)), reload_seconds, loader)
+        served = loader(client, resolve_model_uri(client, model_uri))
+        return cls(model_uri, served, reload_seconds, loader, shared_events)
 
     @property
     def follows(self) -> bool:
@@ -86,13 +110,28 @@ class ModelHolder:
         self._stop.set()
 
     def _follow(self) -> None:
-        while not self._stop.wait(self._reload_seconds):
-            self.check_once()
+        step = self._reload_seconds if self._shared_events is None else min(self._reload_seconds, _SHARED_EVENT_SECONDS)
+        next_poll = time.monotonic() + self._reload_seconds
+        while not self._stop.wait(step):
+            stamp = self._event_stamp()
+            if stamp != self._seen_event or time.monotonic() >= next_poll:
+                self._seen_event, next_poll = stamp, time.monotonic() + self._reload_seconds
+                self.check_once()
 
     def check_soon(self) -> None:
-        """A registry event says the URI may name another version: check now, off the request path."""
+        """A registry event says the URI may name another version: check now, off the request path, and tell the
+        server's other workers to."""
+        if self._shared_events is not None:
+            self._shared_events.write_text(f"{time.time_ns()} {os.getpid()}")
+            self._seen_event = self._event_stamp()  # this worker checks right here, not again at its next look
         self.event_thread = threading.Thread(target=self.check_once, name="registry-event", daemon=True)
         self.event_thread.start()
+
+    def _event_stamp(self) -> str | None:
+        try:
+            return self._shared_events.read_text() if self._shared_events is not None else None
+        except FileNotFoundError:
+            return None
 
     def check_once(self) -> None:
         """One poll: resolve the URI; load, check and swap in the version it names when that is another one."""

@@ -89,7 +89,9 @@ def serve(params: ServeParams) -> None:
             return
         # Each worker process loads the model itself (onnxruntime sessions and JVMs do not survive a fork).
         settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds, "log_dir": params.log_dir,
-                    "drain_seconds": params.drain_seconds, "batching": params.batching}  # fmt: skip
+                    "drain_seconds": params.drain_seconds, "batching": params.batching,
+                    # a registry webhook reaches one worker: it tells the others through this file
+                    "registry_event_file": str(metrics_folder / "registry-event")}  # fmt: skip
         os.environ[SETTINGS_VARIABLE] = json.dumps(settings | {"max_body_bytes": max_body_bytes})
         del holder, served
         # A worker loads its model after it answers health checks; 60 s leaves room for a busy machine's imports.

@@ -64,3 +64,30 @@ def test_a_signed_alias_event_swaps_at_once_and_bad_or_foreign_events_load_nothi
 
 def test_without_a_secret_there_is_no_webhook_endpoint(app_for):
     assert call(app_for("models:/cancer/1"), "POST", "/webhooks/mlflow", b"{}", "application/json").status == 404
+
+
+def test_an_event_one_worker_receives_makes_the_others_swap_too(store, tmp_path):
+    """Several workers share one event file: the worker a delivery reaches stamps it, the others (polling once an
+    hour here) see the stamp change and check the registry at once."""
+    shared = tmp_path / "registry-event"
+    with using_store(store):
+        client = mlflow.MlflowClient()
+        client.set_registered_model_alias("cancer", "shared_test", "1")
+        receiving = ModelHolder.load("models:/cancer@shared_test", 3600, shared_events=shared)
+        other = ModelHolder.load("models:/cancer@shared_test", 3600, shared_events=shared)
+        other.start_following()
+        try:
+            client.set_registered_model_alias("cancer", "shared_test", "2")
+            app = build_app(receiving, 2**20, webhook_secret=SECRET)
+            body, headers = _delivery({"name": "cancer", "alias": "shared_test", "version": "2"})
+            accepted = call(app, "POST", "/webhooks/mlflow", body, "application/json", headers=headers)
+            receiving.event_thread.join(120)
+            deadline = time.monotonic() + 120  # the other worker's check runs in its own thread: wait for it
+            while other.current.version != "2" and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            other.stop()
+
+    assert accepted.status == 202
+    assert (receiving.current.version, other.current.version) == ("2", "2")
+    assert other.status.error is None
