@@ -65,6 +65,12 @@ class TrackingServer:
             # The server's background job runner starts eight more processes; nothing here submits jobs.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "MLFLOW_DISABLE_TELEMETRY": "true",
+            # Registry webhooks (a scoring server swapping versions when an alias moves): every server worker must
+            # decrypt the secrets the others stored, so the key is one, kept like the other secrets; the stack's
+            # scoring servers listen on plain HTTP at private addresses, which MLflow refuses unless told.
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": _webhook_encryption_key(self.root / "webhook-encryption-key"),
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
         }
         env.pop("MLFLOW_TRACKING_URI", None)  # the server's store is the command line's, not a client setting
         command = [
@@ -104,6 +110,16 @@ def answers_health(url: str) -> bool:
             return answer.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _webhook_encryption_key(path: Path) -> str:
+    """The Fernet key the server encrypts webhook secrets with, generated the first time (Fernet wants its own
+    padded form, which `read_or_create`'s tokens are not)."""
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        write_private(path, Fernet.generate_key().decode() + "\n")
+    return path.read_text().strip()
 
 
 def _auth_config(database_uri: str) -> str:
