@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 
 import pandas as pd
 from pandas.api import types as ptypes
 
 from common.errors import UserInputError
+from training.column_kinds import TIME_HINT, decimals_as_floats, time_columns
+
+_logger = logging.getLogger(__name__)
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -25,6 +29,7 @@ class LabeledData:
     numeric_features: list[str]
     categorical_features: list[str]
     rows_missing_label: int = 0  # rows left out because their label is missing
+    left_out_times: dict[str, str] = field(default_factory=dict)  # time columns, not features: column -> why
 
 
 @dataclass(frozen=True)
@@ -67,10 +72,16 @@ def split_features(
     if missing.all():
         raise UserInputError(f"label column {label!r} has no values")
     frame = frame[~missing]  # a row without a label can be neither learned from nor evaluated on
+    frame = decimals_as_floats(frame.drop(columns=exclude or []))  # decimals are numbers (training.column_kinds)
     y = frame[label]
-    features = frame.drop(columns=[label, *(exclude or [])])
+    features = frame.drop(columns=[label])
+    times = time_columns(features)
+    for column, why in times.items():
+        _logger.warning("left out column %r: %s, not a feature; %s", column, why, TIME_HINT)
+    features = features.drop(columns=list(times))
     if features.shape[1] == 0:
-        raise UserInputError("no feature columns left besides the label")
+        left = f" (left out: {', '.join(f'{c} ({why})' for c, why in times.items())})" if times else ""
+        raise UserInputError(f"no feature columns left besides the label{left}")
     numeric, categorical = [], []
     for column, dtype in features.dtypes.items():
         if ptypes.is_bool_dtype(dtype) or ptypes.is_numeric_dtype(dtype):
@@ -88,7 +99,7 @@ def split_features(
         raise UserInputError(f"label column {label!r} has a single class ({y.iloc[0]!r}); a classifier needs two")
     if resolved_task == REGRESSION and not ptypes.is_numeric_dtype(y):
         raise UserInputError(f"label column {label!r} has type {y.dtype}; regression needs a numeric label")
-    return LabeledData(features, y, resolved_task, numeric, categorical, int(missing.sum()))
+    return LabeledData(features, y, resolved_task, numeric, categorical, int(missing.sum()), times)
 
 
 def check_test_fraction(test_fraction: float) -> None:

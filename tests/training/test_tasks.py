@@ -1,3 +1,7 @@
+import datetime as dt
+import decimal
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,10 +65,16 @@ def test_excluded_columns_are_not_features():
         ),
         (pd.DataFrame({"x": [1.0, 2.0], "y": [0, 1]}), "y", "ranking", "unknown task 'ranking'"),
         (
+            pd.DataFrame({"gap": pd.to_timedelta([1, 2], unit="s"), "y": [0, 1]}),
+            "y",
+            "auto",
+            "feature column 'gap' has unsupported type timedelta64",
+        ),
+        (
             pd.DataFrame({"when": pd.to_datetime(["2024-01-01", "2024-01-02"]), "y": [0, 1]}),
             "y",
             "auto",
-            "feature column 'when' has unsupported type datetime64",
+            r"no feature columns left besides the label \(left out: when \(a time column \(datetime64\[ns\]\)\)\)",
         ),
         (pd.DataFrame({"y": [0, 1]}), "y", "auto", "no feature columns"),
     ],
@@ -72,3 +82,28 @@ def test_excluded_columns_are_not_features():
 def test_bad_tables_are_refused_with_the_reason(frame, label, task, message):
     with pytest.raises(UserInputError, match=message):
         split_features(frame, label, task)
+
+
+def test_time_columns_are_left_out_with_a_warning_and_decimals_are_numbers(caplog):
+    frame = pd.DataFrame(
+        {
+            "when": pd.to_datetime(["2024-01-01 10:00", "2024-01-02 11:00", "2024-01-03 12:00"]),
+            "zoned": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"]).tz_localize("Europe/Berlin"),
+            "day": [dt.date(2024, 1, 1), dt.date(2024, 1, 2), None],
+            "amount": [decimal.Decimal("1.25"), None, decimal.Decimal("3.50")],
+            "x": [0.1, 0.2, 0.3],
+            "price": [decimal.Decimal("9.99"), decimal.Decimal("19.99"), decimal.Decimal("5")],
+        }
+    )
+    with caplog.at_level(logging.WARNING, logger="training.tasks"):
+        data = split_features(frame, "price", exclude=["zoned"])  # excluded by the user: no warning
+    assert data.left_out_times == {"when": "a time column (datetime64[ns])", "day": "a time column (date)"}
+    assert "left out column 'when': a time column" in caplog.text and "'day'" in caplog.text
+    assert "zoned" not in caplog.text
+    assert list(data.features.columns) == ["amount", "x"] and data.numeric_features == ["amount", "x"]
+    assert data.features["amount"].dtype == "float64" and data.features["amount"].isna().tolist() == [
+        False,
+        True,
+        False,
+    ]
+    assert data.label.dtype == "float64" and data.task == REGRESSION  # a decimal label is a number too

@@ -2,7 +2,8 @@
 name, an order id) identifies rows rather than describing them, and a column with one value for every row tells
 nothing. A model given either fits the training rows and nothing else (Titanic's 1,310 names as categories), so
 both are left out with a warning naming them, like `exclude`d columns: not in the model's signature, so scoring
-neither needs them nor sees them. The thresholds are parameters a user can override."""
+neither needs them nor sees them. The thresholds are parameters a user can override. Time columns, left out when
+the table is split (training.column_kinds), are listed with them."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def screen_columns(data: LabeledData, id_like_ratio: float, max_categories: int)
 
     Decided on every labelled row, before the split: which columns exist is a property of the table, and the
     model's signature must be the same whatever rows the split drew. No label is looked at."""
-    left_out = {}
+    left_out = dict(data.left_out_times)  # already said when the table was split
     for column in data.features.columns:
         values = data.features[column]
         distinct = values.nunique(dropna=True)
@@ -49,8 +50,8 @@ def screen_columns(data: LabeledData, id_like_ratio: float, max_categories: int)
             left_out[column] = "no values" if present == 0 else "one value for every row"
         elif column in data.categorical_features and distinct > max_categories and distinct >= id_like_ratio * present:
             left_out[column] = f"id-like: {distinct} distinct of {present} values"
-    if not left_out:
-        return ScreenedColumns(data, {})
+    if len(left_out) == len(data.left_out_times):
+        return ScreenedColumns(data, left_out)
     kept = [c for c in data.features.columns if c not in left_out]
     if not kept:
         raise UserInputError(
@@ -59,6 +60,8 @@ def screen_columns(data: LabeledData, id_like_ratio: float, max_categories: int)
             + " (id_like_ratio above 1 keeps string columns whatever their values)"
         )
     for column, why in left_out.items():
+        if column in data.left_out_times:
+            continue
         _logger.warning("left out column %r: %s (not a feature; see id_like_ratio / exclude)", column, why)
     screened = replace(
         data,
