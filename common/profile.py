@@ -10,6 +10,9 @@ Numeric columns: count (non-null), nulls, min, max, mean, std (ddof 1, as Spark'
 QUANTILE_LEVELS (inverted CDF: values that occur, as Spark's percentile_approx returns) and a histogram over bins
 whose inner edges are the baseline's deciles (bin i holds edges[i-1] <= x < edges[i]). Categorical columns: the
 counts of the TOP_CATEGORIES most frequent values and of all others together, values written as `category_text`.
+Probabilities: a binary classifier's P(classes[1]) as `probability` (the column scoring writes); a multiclass one's
+each class's probability as `probability[<class>]` (`class_probability_column`), since scoring writes them as one
+array column in the classes' order and monitoring reads each element as a column of its own.
 """
 
 from __future__ import annotations
@@ -52,14 +55,14 @@ def reference_profile(
 ) -> dict:
     """The profile of `features` and `label` (the training rows) and of `predictions` / `probabilities` (the model's
     answers on the held-out split). A classifier's predictions are categorical, a regressor's numeric. Binary
-    probabilities are profiled as P(classes[1]), as scoring writes them; a multiclass model's are not profiled."""
+    probabilities are profiled as P(classes[1]), as scoring writes them; a multiclass model's (one per class, in
+    the order of `classes`) as one numeric column per class."""
     columns = {str(name): column_profile(features[name], FEATURE) for name in features.columns}
     if label is not None:
         columns[str(label.name)] = column_profile(label, LABEL, categorical=task == "classification")
     columns["prediction"] = column_profile(pd.Series(np.asarray(predictions)), PREDICTION, task == "classification")
-    binary = _binary_probability(probabilities)
-    if binary is not None:
-        columns["probability"] = column_profile(pd.Series(binary), PROBABILITY, categorical=False)
+    for name, values in _probability_columns(probabilities, classes).items():
+        columns[name] = column_profile(pd.Series(values), PROBABILITY, categorical=False)
     return {
         "format": PROFILE_FORMAT,
         "source": source,
@@ -171,13 +174,28 @@ def category_text(value) -> str:
     return str(value)
 
 
-def _binary_probability(probabilities) -> np.ndarray | None:
+def class_probability_column(category: str) -> str:
+    """The name a multiclass model's probability of one class (as `category_text`) is profiled under."""
+    return f"probability[{category}]"
+
+
+def _probability_columns(probabilities, classes) -> dict[str, np.ndarray]:
+    """{column name: values}: P(classes[1]) as `probability` for two classes (or probabilities given as one
+    column), one column per class for more. A list or Series of per-row arrays (as Spark returns an array column)
+    reads as a matrix."""
     if probabilities is None:
-        return None
-    proba = np.asarray(probabilities, dtype=float)
+        return {}
+    rows = list(probabilities) if isinstance(probabilities, pd.Series) else probabilities
+    proba = np.asarray(rows, dtype=float)
     if proba.ndim == 1:
-        return proba
-    return proba[:, 1] if proba.ndim == 2 and proba.shape[1] == 2 else None
+        return {"probability": proba}
+    if proba.ndim != 2:
+        return {}
+    if proba.shape[1] == 2:
+        return {"probability": proba[:, 1]}
+    if classes is None or len(classes) != proba.shape[1]:
+        return {}  # which column is which class cannot be told
+    return {class_probability_column(category_text(c)): proba[:, i] for i, c in enumerate(classes)}
 
 
 def _plain(value):

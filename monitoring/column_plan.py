@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame
 
-from common.profile import LABEL, NUMERIC
+from common.profile import LABEL, NUMERIC, class_probability_column
 from monitoring.aggregation import ProfiledColumns
 from monitoring.baselines import Baseline
+from monitoring.inputs import PROBABILITY
 from monitoring.values import is_numeric_type, is_profiled_type
 
 MISSING, NOT_IN_BASELINE = "missing from the table", "not in the baseline"
@@ -43,6 +44,12 @@ def plan_columns(
             (numeric if kind == NUMERIC else categorical).append(name)
             seen[name] = ""
     for name in df.columns:
-        if name not in kinds and name not in ignored and not name.startswith("__monitor_"):
+        if name not in kinds and name not in ignored and not name.startswith("__monitor_") and not _split(name, df):
             seen[name] = NOT_IN_BASELINE
     return ProfiledColumns(tuple(numeric), tuple(categorical), roles), seen
+
+
+def _split(name: str, df: DataFrame) -> bool:
+    """A multiclass `probability` array is profiled through its per-class columns (inputs.with_class_probabilities)."""
+    prefix = class_probability_column("")[:-1]
+    return name == PROBABILITY and any(c.startswith(prefix) for c in df.columns)

@@ -11,16 +11,19 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from common.columns import col
 from common.datasets import read_spark_table
 from common.errors import UserInputError
+from common.profile import category_text, class_probability_column
 from monitoring.windows import WINDOW_KEY, WINDOW_TIME, WindowSpec, with_windows
 
 VERSION = "model_version"
 MODEL_NAME = "model_name"
 SLICE = "__monitor_slice"
 LABELLED = "__monitor_labelled"
+PROBABILITY = "probability"
 _LABEL_ID = "__monitor_label_id_{}"
 
 
@@ -57,6 +60,23 @@ def read_inference(
     if slice_column:  # a missing slice value is a slice of its own, not the whole table (which is null)
         df = df.withColumn(SLICE, F.coalesce(col(slice_column).cast("string"), F.lit("(null)")))
     return df
+
+
+def with_class_probabilities(df: DataFrame, profile: dict) -> DataFrame:
+    """A multiclass model's `probability` array (one element per class, in the classes' order) as one numeric
+    column per class, named as the reference profile names them, so each is profiled and compared like any
+    column; the array stays for the label metrics (log loss, ROC AUC)."""
+    classes = profile.get("classes") or []
+    if PROBABILITY not in df.columns or len(classes) < 3:
+        return df
+    if not isinstance(df.schema[PROBABILITY].dataType, T.ArrayType):
+        return df
+    return df.withColumns(
+        {
+            class_probability_column(category_text(c)): F.element_at(col(PROBABILITY), i + 1).cast("double")
+            for i, c in enumerate(classes)
+        }
+    )
 
 
 def names_in_table(df: DataFrame) -> list[str]:

@@ -4,7 +4,8 @@ classifier; RMSE, MAE and R² for a regressor), per window, from Spark aggregate
 Every metric is an exact sum except ROC AUC, which ranks probabilities rounded to AUC_RESOLUTION: pairs of rows
 within one step of each other count as ties (half), so it is within the share of such pairs of the exact figure.
 F1 is the positive class's (classes[1]) for two classes and support-weighted for more, as training computes it;
-log loss clips probabilities to [eps, 1 - eps] as scikit-learn does. A multiclass ROC AUC is not computed.
+log loss clips probabilities to [eps, 1 - eps] as scikit-learn does. A multiclass model's (probability: one array
+element per class) ROC AUC is one-vs-rest, averaged over the classes, as training's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pyspark.sql import types as T
 
 from common.profile import category_text
 from monitoring.groups import GroupKey, group_key, grouped, partition_columns, whole_marker
+from monitoring.inputs import VERSION
 from monitoring.values import category_value, numeric_value
 
 AUC_RESOLUTION = 1e-4
@@ -101,25 +103,45 @@ class MetricSpec:
         return out
 
     def roc_auc(self, df: DataFrame) -> dict[GroupKey, float]:
-        """Binary ROC AUC per group: positives ranked against negatives by probability, in one small aggregate."""
-        if self.regression or not self.classes or len(self.classes) != 2 or PROBABILITY not in df.columns:
+        """ROC AUC per group, as training computes it: for two classes, positives (classes[1]) ranked against
+        negatives by P(classes[1]); for more, each class against the rest by its own probability, averaged over the
+        classes (one-vs-rest, macro: roc_auc_score(multi_class="ovr")). Every class in one small aggregate."""
+        if self.regression or not self.classes or PROBABILITY not in df.columns:
             return {}
+        y = category_value(df, self.label)
         if isinstance(df.schema[PROBABILITY].dataType, T.ArrayType):
+            if len(self.classes) < 3:
+                return {}
+            scores = [(c, F.element_at(F.col(PROBABILITY), i + 1).cast("double")) for i, c in enumerate(self.classes)]
+        elif len(self.classes) == 2:
+            scores = [(self.classes[1], numeric_value(df, PROBABILITY))]
+        else:
             return {}
-        y, p1 = category_value(df, self.label), numeric_value(df, PROBABILITY)
-        known = y.isNotNull() & p1.isNotNull()
-        bucket = F.round(p1 / AUC_RESOLUTION).cast("long").alias("__bucket")
-        labelled = df.where(known).withColumn("__positive", (y == self.classes[1]).cast("long"))
-        counts = grouped(labelled.withColumn("__bucket", bucket), "__bucket").agg(
-            F.sum("__positive").alias("pos"), F.sum(1 - F.col("__positive")).alias("neg"), *whole_marker(labelled)
+        pairs = [
+            F.struct(F.lit(i).alias("__class"), p.alias("__p"), (y == c).cast("long").alias("__positive"))
+            for i, (c, p) in enumerate(scores)
+        ]
+        keys = [c for c in df.columns if c.startswith("__monitor_") or c == VERSION]
+        exploded = df.where(y.isNotNull()).select(*keys, F.inline(F.array(*pairs))).where(F.col("__p").isNotNull())
+        bucket = F.round(F.col("__p") / AUC_RESOLUTION).cast("long")
+        counts = grouped(exploded.withColumn("__bucket", bucket), "__class", "__bucket").agg(
+            F.sum("__positive").alias("pos"), F.sum(1 - F.col("__positive")).alias("neg"), *whole_marker(exploded)
         )
-        ranked = Window.partitionBy(*partition_columns(counts)).orderBy("__bucket")
+        in_class = [*partition_columns(counts), "__class"]
+        ranked = Window.partitionBy(*in_class).orderBy("__bucket")
         below = F.coalesce(F.sum("neg").over(ranked.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0))
-        pairs = counts.withColumn("won", F.col("pos") * (below + F.col("neg") / 2))
-        totals = pairs.groupBy(*partition_columns(counts)).agg(
-            F.sum("won").alias("won"), F.sum("pos").alias("pos"), F.sum("neg").alias("neg")
-        )
-        return {group_key(r): r["won"] / (r["pos"] * r["neg"]) for r in totals.collect() if r["pos"] and r["neg"]}
+        won = counts.withColumn("won", F.col("pos") * (below + F.col("neg") / 2))
+        totals = won.groupBy(*in_class).agg(F.sum("won").alias("won"), F.sum("pos").alias("pos"), F.sum("neg"))
+        per_class: dict[GroupKey, list[float | None]] = {}
+        for r in totals.collect():
+            auc = r["won"] / (r["pos"] * r["sum(neg)"]) if r["pos"] and r["sum(neg)"] else None
+            per_class.setdefault(group_key(r), []).append(auc)
+        # A class with no positive or no negative row has no ROC AUC, and scikit-learn refuses the average then.
+        return {
+            key: sum(aucs) / len(aucs)
+            for key, aucs in per_class.items()
+            if len(aucs) == len(scores) and None not in aucs
+        }
 
 
 def _f1(row: Row, classes: int) -> float:

@@ -29,7 +29,15 @@ from common.tracking import tracked_run
 from monitoring.baselines import version_baselines
 from monitoring.column_plan import plan_columns
 from monitoring.computation import Setup, compute, pending_windows
-from monitoring.inputs import MODEL_NAME, VERSION, join_labels, names_in_table, read_inference, window_counts
+from monitoring.inputs import (
+    MODEL_NAME,
+    VERSION,
+    join_labels,
+    names_in_table,
+    read_inference,
+    window_counts,
+    with_class_probabilities,
+)
 from monitoring.label_metrics import MetricSpec
 from monitoring.recording import VersionStatus, record_run, version_statuses
 from monitoring.retrain import Retraining, check_request, retrain_if_due, training_record
@@ -106,6 +114,7 @@ def run(spark: SparkSession, settings: Settings, params: MonitorParams) -> Monit
         training_record(client, p.model_name, versions[-1])
     baselines = version_baselines(spark, client, p.model_name, versions)
     newest = baselines[versions[-1]]
+    df = with_class_probabilities(df, newest.profile)
     if p.labels:
         if not newest.label:
             raise UserInputError(f"{p.model_name}'s baseline names no label column to join the labels on")
