@@ -11,6 +11,9 @@ kind: `status <code>` for a non-2xx answer, `connection: <exception>` when the c
 the answer is complete, `timeout` when the whole request takes longer than `timeout` seconds. The request is not
 sent again. Latencies are of the 2xx answers only, from the first byte written to the last byte of the body read.
 
+`hold` plays a load balancer's health check: while it returns true, no connection sends its next request (the
+requests in flight go on); each waits and sends it when `hold` turns false. The time held counts in `seconds`.
+
 Importing this module has no side effects. `run_load` calls `asyncio.run`; from a running event loop, await
 `load` instead (same arguments).
 """
@@ -21,7 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -95,12 +98,15 @@ def run_load(
     *,
     method: str = "POST",
     headers: dict[str, str] | None = None,
+    hold: Callable[[], bool] | None = None,
 ) -> LoadResult:
     """Send `requests` requests to `url` over `concurrency` kept-alive connections and measure the answers.
 
     `body` is sent with every request; a sequence of bodies is sent in turn (request i sends body i % len).
     `timeout` is per request, in seconds (connecting included)."""
-    return asyncio.run(load(url, body, content_type, requests, concurrency, timeout, method=method, headers=headers))
+    return asyncio.run(
+        load(url, body, content_type, requests, concurrency, timeout, method=method, headers=headers, hold=hold)
+    )
 
 
 async def load(
@@ -113,6 +119,7 @@ async def load(
     *,
     method: str = "POST",
     headers: dict[str, str] | None = None,
+    hold: Callable[[], bool] | None = None,
 ) -> LoadResult:
     """`run_load` as a coroutine, for callers already inside an event loop."""
     if requests < 0 or concurrency < 1 or timeout <= 0:
@@ -128,7 +135,7 @@ async def load(
     started = time.perf_counter()
     connections = [_Connection(target, result, started) for _ in range(min(concurrency, max(requests, 1)))]
     try:
-        await asyncio.gather(*(c.run(counter, messages, timeout) for c in connections))
+        await asyncio.gather(*(c.run(counter, messages, timeout, hold) for c in connections))
     finally:
         result.seconds = time.perf_counter() - started
         await asyncio.gather(*(c.aclose() for c in connections))
@@ -170,8 +177,10 @@ class _Connection:
         self._writer: asyncio.StreamWriter | None = None
         self._opened = 0
 
-    async def run(self, counter, messages: list[bytes], timeout: float) -> None:
+    async def run(self, counter, messages: list[bytes], timeout: float, hold: Callable[[], bool] | None) -> None:
         for index in counter:  # a shared iterator: whichever connection is free takes the next request
+            while hold is not None and hold():
+                await asyncio.sleep(0.01)
             await self._one(messages[index % len(messages)], timeout)
 
     async def _one(self, message: bytes, timeout: float) -> None:

@@ -164,8 +164,9 @@ class Server:
 class Servers:
     """Every server this bench starts, each in a process group of its own; all stopped when the block ends."""
 
-    def __init__(self, tracking_uri: str, folder: Path):
+    def __init__(self, tracking_uri: str, folder: Path, env: dict[str, str] | None = None):
         self.tracking_uri, self.folder = tracking_uri, folder
+        self.env = env or {}  # more for every server's environment (a team server's credentials, a webhook secret)
         self.running: list[Server] = []
         self._started = 0
 
@@ -176,10 +177,17 @@ class Servers:
         for server in list(self.running):
             self.stop(server)
 
-    def ours(self, model_uri: str, reload_seconds: float = 5.0, extra: tuple[str, ...] = ()) -> Server:
-        port = _free_port()
+    def ours(
+        self,
+        model_uri: str,
+        reload_seconds: float = 5.0,
+        extra: tuple[str, ...] = (),
+        port: int | None = None,
+        workers: int = 1,
+    ) -> Server:
+        port = port or _free_port()
         args = ["-m", "scoring.serving.serve", "--model-uri", model_uri, "--port", str(port), "--host", "127.0.0.1"]
-        args += ["--workers", "1", "--reload-seconds", f"{reload_seconds:g}", *extra]
+        args += ["--workers", str(workers), "--reload-seconds", f"{reload_seconds:g}", *extra]
         return self._start(f"ours {model_uri}", args, port)
 
     def mlflow(self, model_uri: str) -> Server:
@@ -195,7 +203,7 @@ class Servers:
             process = subprocess.Popen(
                 [sys.executable, *args],
                 cwd=REPO,
-                env=job_env(self.tracking_uri),
+                env=job_env(self.tracking_uri) | self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: uvicorn's workers and a JVM go with it
