@@ -5,17 +5,18 @@ train (tracked run, registered version) -> Staging -> Production -> batch scorin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mlflow
+from pyspark.sql import SparkSession
 
 from common.cli import run_cli
 from common.datasets import DEFAULT_LABEL, load_table
-from common.params import param, parse_params
-from common.spark import build_spark
-from common.tracking import job_settings, tracked_run
+from common.job import EAGER_SPARK, EntryPoint
+from common.params import param
+from common.settings import Settings
+from common.tracking import tracked_run
 from lifecycle.ui.local_server import ui_command
 from registry import promote
 from registry.promote import PromoteParams
@@ -48,10 +49,45 @@ def write_scoring_input(data: str, path: Path) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    args = parse_params(MainParams, argv)
-    settings = job_settings()
-    spark = build_spark(settings, app_name="lifecycle-main")
+@dataclass(frozen=True)
+class LifecycleResult:
+    experiment: str
+    run_id: str
+    training_run_id: str
+    metrics: dict[str, float]
+    model_name: str
+    model_version: str
+    stage: str
+    scoring_run_id: str
+    input: str
+    output: str
+    rows_in: int
+    rows_out: int
+    ui_command: str
+
+    def summary(self) -> str:
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(self.metrics.items()))
+        name = self.model_name
+        return "\n".join(
+            [
+                "",
+                "Lifecycle complete",
+                f"  experiment     {self.experiment}",
+                f"  run            {self.run_id}",
+                f"                 training run {self.training_run_id}, scoring run {self.scoring_run_id}",
+                f"  held-out       {metrics}",
+                f"  model          {name} version {self.model_version}, stage {self.stage}"
+                f" (models:/{name}/production = models:/{name}@production)",
+                f"  scored         {self.input} -> {self.output}",
+                f"  rows           {self.rows_in} in, {self.rows_out} out",
+                f"  open the UI    {self.ui_command}",
+            ]
+        )
+
+
+def run(spark: SparkSession, settings: Settings, params: MainParams) -> LifecycleResult:
+    """Train, promote to Staging then (through the gate) to Production, and score, as child runs of one run."""
+    args = params
     with tracked_run(settings, run_name="lifecycle") as parent:
         trained = train_sklearn.run(
             settings,
@@ -60,16 +96,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
             ),
         )
         reason = f"quickstart: trained in run {trained.run_id}"
-        promote.run(
-            settings,
-            PromoteParams(model_name=args.model_name, stage="Staging", version=trained.model_version, reason=reason),
+        staging = PromoteParams(
+            model_name=args.model_name, stage="Staging", version=trained.model_version, reason=reason
         )
+        promote.run(spark, settings, staging)
         # Through the champion/challenger gate, on the test split the training run logged.
-        promoted = promote.run(
-            settings,
-            PromoteParams(model_name=args.model_name, stage="Production", version=trained.model_version, reason=reason),
-            spark=spark,
-        )
+        production = replace(staging, stage="Production")
+        promoted = promote.run(spark, settings, production)
         output = Path(args.output)
         scoring_input = write_scoring_input(args.data, output.parent / "input.parquet")
         scored = score_batch.run(
@@ -82,45 +115,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
                 overwrite=True,
             ),
         )
-        summary = {
-            "experiment": mlflow.get_experiment(parent.info.experiment_id).name,
-            "run_id": parent.info.run_id,
-            "training_run_id": trained.run_id,
-            "metrics": trained.metrics,
-            "model_name": args.model_name,
-            "model_version": promoted.version,
-            "stage": promoted.stage,
-            "scoring_run_id": scored.run_id,
-            "input": str(scoring_input),
-            "output": scored.output,
-            "rows_in": scored.rows_in,
-            "rows_out": scored.rows_out,
-            "ui_command": ui_command(settings.tracking_uri),
-        }
-    _print_summary(summary)
-    return summary
-
-
-def _print_summary(s: dict) -> None:
-    metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(s["metrics"].items()))
-    print(
-        "\n".join(
-            [
-                "",
-                "Lifecycle complete",
-                f"  experiment     {s['experiment']}",
-                f"  run            {s['run_id']}",
-                f"                 training run {s['training_run_id']}, scoring run {s['scoring_run_id']}",
-                f"  held-out       {metrics}",
-                f"  model          {s['model_name']} version {s['model_version']}, stage {s['stage']}"
-                f" (models:/{s['model_name']}/production = models:/{s['model_name']}@production)",
-                f"  scored         {s['input']} -> {s['output']}",
-                f"  rows           {s['rows_in']} in, {s['rows_out']} out",
-                f"  open the UI    {s['ui_command']}",
-            ]
+        return LifecycleResult(
+            experiment=mlflow.get_experiment(parent.info.experiment_id).name,
+            run_id=parent.info.run_id,
+            training_run_id=trained.run_id,
+            metrics=trained.metrics,
+            model_name=args.model_name,
+            model_version=promoted.version,
+            stage=promoted.stage,
+            scoring_run_id=scored.run_id,
+            input=str(scoring_input),
+            output=scored.output,
+            rows_in=scored.rows_in,
+            rows_out=scored.rows_out,
+            ui_command=ui_command(settings.tracking_uri),
         )
-    )
 
+
+ENTRY_POINT = EntryPoint(MainParams, run, spark=EAGER_SPARK, app_name="lifecycle-main")
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

@@ -12,21 +12,21 @@ The verdict is tagged on this run and on the model version.
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mlflow
 import pyarrow as pa
+from pyspark.sql import SparkSession
 
 from common.cli import run_cli
 from common.errors import UserInputError
+from common.job import LAZY_SPARK, EntryPoint, spark_starter
 from common.model_uri import ResolvedModel, resolve_model_uri
-from common.params import param, parse_params
+from common.params import param
 from common.provenance import EXACT_TAG, REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG
 from common.settings import Settings
 from common.spark import SparkStarter
-from common.tracking import PROJECT_ROOT, job_settings, tracked_run
+from common.tracking import PROJECT_ROOT, tracked_run
 from lifecycle.comparison import NOT_REPRODUCED, Comparison, compare_predictions, compare_runs
 from lifecycle.replay import replay, worktree
 from lifecycle.training_record import TrainingRecord, check_commit, check_data, check_environment, read_record
@@ -63,9 +63,15 @@ class ReproductionResult:
         ]
         return "\n".join(lines + [f"  {line}" for line in c.differences()])
 
+    @property
+    def exit_code(self) -> int:
+        """1 when the model was not reproduced: a script or CI step can stop on it."""
+        return 1 if self.verdict == NOT_REPRODUCED else 0
 
-def run(settings: Settings, params: ReproduceParams) -> ReproductionResult:
-    """Every refusal comes before the reproduction run exists."""
+
+def run(spark: SparkSession | SparkStarter, settings: Settings, params: ReproduceParams) -> ReproductionResult:
+    """Every refusal comes before the reproduction run exists. Spark (a starter: its JVM starts while the replay
+    trains) scores both models on the test split."""
     if params.tolerance < 0:
         raise UserInputError(f"tolerance must be 0 or more, got {params.tolerance}")
     client = mlflow.MlflowClient()
@@ -77,7 +83,7 @@ def run(settings: Settings, params: ReproduceParams) -> ReproductionResult:
     test_rows = _test_split(record.run_id)
     if not record.exact:
         _logger.warning("run %s recorded that a rerun differs (%s)", record.run_id, record.run.data.tags[EXACT_TAG])
-    spark = SparkStarter(settings, app_name="reproduce")
+    spark = spark_starter(spark)
 
     with tracked_run(settings, run_name=f"reproduce-{record.entry_point}") as active:
         mlflow.set_tags(_link_tags(record, model, active.info.experiment_id))
@@ -171,13 +177,8 @@ def _log_verdict(client, run_id, model, record, replay_run_id, comparison: Compa
             client.set_model_version_tag(model.model_name, model.model_version, key, value)
 
 
-def main(argv: Sequence[str] | None = None) -> ReproductionResult:
-    result = run(job_settings(), parse_params(ReproduceParams, argv))
-    print(result.summary())
-    if result.verdict == NOT_REPRODUCED:
-        sys.exit(1)
-    return result
-
+ENTRY_POINT = EntryPoint(ReproduceParams, run, spark=LAZY_SPARK)
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

@@ -6,18 +6,18 @@ drift between stages and aliases, and each version's last reproduction verdict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import mlflow
 
 from common.cli import run_cli
-from common.params import param, parse_params
+from common.job import EntryPoint
+from common.params import param
 from common.profile import MONITORING_STATUS_TAG, MONITORING_WINDOW_TAG
 from common.provenance import REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG
 from common.registry_lookup import ALIASED_STAGES, list_versions, require_model
-from common.tracking import job_settings
+from common.settings import Settings
 from registry.promotion import PROMOTED_BY_TAG, PROMOTED_FROM_TAG, PROMOTION_TAG
 
 
@@ -88,30 +88,46 @@ class HistoryParams:
     model_name: str = param(help="the registered model")
 
 
-def main(argv: Sequence[str] | None = None) -> tuple[list[Event], list[str]]:
-    name = parse_params(HistoryParams, argv).model_name
-    job_settings()
-    client = mlflow.MlflowClient()
-    events, problems = timeline(client, name), drift(client, name)
-    print(f"{name}: {len(events)} promotion(s)")
-    for e in events:
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(e.metrics.items()))
-        who = f"{e.who} on {e.host}"
-        print(f"  {e.when}  v{e.version:<4} -> {e.stage:<10} by {who}  gate: {e.gate or '-'}  why: {e.why or '-'}")
-        if metrics:
-            print(f"      {metrics}")
-    for line in problems:
-        print(f"  DRIFT: {line}")
-    if not problems:
-        print("  stages and aliases agree")
-    for version, verdict in reproductions(client, name).items():
-        print(f"  v{version} reproduction: {verdict}")
-    for v in list_versions(client, name):  # monitor's verdict on the last window it judged
-        if MONITORING_STATUS_TAG in v.tags:
-            window = v.tags.get(MONITORING_WINDOW_TAG) or "-"
-            print(f"  v{v.version} monitoring: {v.tags[MONITORING_STATUS_TAG]} (window {window})")
-    return events, problems
+@dataclass(frozen=True)
+class History:
+    model_name: str
+    events: list[Event]
+    problems: list[str]  # where stages and aliases disagree
+    reproductions: dict[str, str]  # {version: "<verdict> (run <id>)"}
+    monitoring: dict[str, str]  # {version: "<status> (window <start>)"}: monitor's verdict on its last window
 
+    def summary(self) -> str:
+        lines = [f"{self.model_name}: {len(self.events)} promotion(s)"]
+        for e in self.events:
+            metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(e.metrics.items()))
+            who = f"{e.who} on {e.host}"
+            lines.append(
+                f"  {e.when}  v{e.version:<4} -> {e.stage:<10} by {who}  gate: {e.gate or '-'}  why: {e.why or '-'}"
+            )
+            if metrics:
+                lines.append(f"      {metrics}")
+        lines += [f"  DRIFT: {line}" for line in self.problems]
+        if not self.problems:
+            lines.append("  stages and aliases agree")
+        lines += [f"  v{version} reproduction: {verdict}" for version, verdict in self.reproductions.items()]
+        lines += [f"  v{version} monitoring: {status}" for version, status in self.monitoring.items()]
+        return "\n".join(lines)
+
+
+def run(settings: Settings, params: HistoryParams) -> History:
+    client = mlflow.MlflowClient()
+    name = params.model_name
+    events, problems = timeline(client, name), drift(client, name)
+    monitoring = {
+        str(v.version): f"{v.tags[MONITORING_STATUS_TAG]} (window {v.tags.get(MONITORING_WINDOW_TAG) or '-'})"
+        for v in list_versions(client, name)
+        if MONITORING_STATUS_TAG in v.tags
+    }
+    return History(name, events, problems, reproductions(client, name), monitoring)
+
+
+ENTRY_POINT = EntryPoint(HistoryParams, run)
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

@@ -8,17 +8,16 @@ reason; either way the outcome is recorded on the version. One promotion of a mo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from pyspark.sql import SparkSession
 
 from common.cli import run_cli
-from common.params import param, parse_params
+from common.job import LAZY_SPARK, EntryPoint, spark_starter
+from common.params import param
 from common.registry_lookup import STAGES
 from common.settings import Settings
-from common.spark import build_spark
-from common.tracking import job_settings
+from common.spark import SparkStarter
 from registry.promotion import promote_version
 from registry.stages import Promotion
 
@@ -34,24 +33,15 @@ class PromoteParams:
     force: bool = param(False, help="skip the gate (needs a reason)")
 
 
-def run(
-    settings: Settings, params: PromoteParams, spark: SparkSession | Callable[[], SparkSession] | None = None
-) -> Promotion:
-    """`spark` (or a factory for it) is only needed, and only built, when the gate runs."""
-    p = params
-    return promote_version(
-        settings, p.model_name, p.stage, p.version, p.reason, p.data, p.thresholds, p.force, spark=spark
-    )
+def run(spark: SparkSession | SparkStarter | None, settings: Settings, params: PromoteParams) -> Promotion:
+    """Spark is only needed, and only started, when the gate runs (a move to Production without force). The
+    parameters are promote_version's own, by name."""
+    gate_spark = spark_starter(spark).get if spark is not None else None
+    return promote_version(settings, **asdict(params), spark=gate_spark)
 
 
-def main(argv: Sequence[str] | None = None) -> Promotion:
-    params = parse_params(PromoteParams, argv)
-    settings = job_settings()
-    result = run(settings, params, spark=lambda: build_spark(settings, app_name="promote-gate"))
-    archived = f"; archived {', '.join(result.archived_versions)}" if result.archived_versions else ""
-    print(f"{result.model_name} version {result.version}: {result.previous_stage} -> {result.stage}{archived}")
-    return result
-
+ENTRY_POINT = EntryPoint(PromoteParams, run, spark=LAZY_SPARK, app_name="promote-gate")
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

@@ -5,18 +5,17 @@ python -m registry.rollback --model-name cancer --reason "v4 misbehaves on new d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import mlflow
 
 from common.cli import run_cli
 from common.errors import UserInputError
+from common.job import EntryPoint
 from common.model_uri import resolve_model_uri
-from common.params import param, parse_params
+from common.params import param
 from common.registry_lookup import require_model
 from common.settings import Settings
-from common.tracking import job_settings
 from registry.promotion import promote_version
 from registry.stages import Promotion
 
@@ -27,7 +26,16 @@ class RollbackParams:
     reason: str | None = param(None)
 
 
-def run(settings: Settings, params: RollbackParams) -> Promotion:
+@dataclass(frozen=True)
+class Rollback(Promotion):
+    """A promotion back to the version Production held before; said as such."""
+
+    def summary(self) -> str:
+        archived = ", ".join(self.archived_versions)
+        return f"{self.model_name}: version {self.version} is back in Production; archived {archived}"
+
+
+def run(settings: Settings, params: RollbackParams) -> Rollback:
     """The version the current champion replaced (its `previous_production` tag) goes back to Production; the
     gate is not run again: that version was in Production before."""
     model_name, reason = params.model_name, params.reason
@@ -44,17 +52,11 @@ def run(settings: Settings, params: RollbackParams) -> Promotion:
             "recorded for it; promote the version you want with promote"
         )
     why = f"rollback from version {current.model_version}" + (f": {reason}" if reason else "")
-    return promote_version(settings, model_name, "Production", previous, why, rollback=True)
+    return Rollback(**asdict(promote_version(settings, model_name, "Production", previous, why, rollback=True)))
 
 
-def main(argv: Sequence[str] | None = None) -> Promotion:
-    result = run(job_settings(), parse_params(RollbackParams, argv))
-    print(
-        f"{result.model_name}: version {result.version} is back in Production; "
-        f"archived {', '.join(result.archived_versions)}"
-    )
-    return result
-
+ENTRY_POINT = EntryPoint(RollbackParams, run)
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

@@ -22,6 +22,10 @@ class Promotion:
     previous_stage: str
     archived_versions: tuple[str, ...]  # versions that held `stage` before and were archived
 
+    def summary(self) -> str:
+        archived = f"; archived {', '.join(self.archived_versions)}" if self.archived_versions else ""
+        return f"{self.model_name} version {self.version}: {self.previous_stage} -> {self.stage}{archived}"
+
 
 def promote(
     client: MlflowClient,

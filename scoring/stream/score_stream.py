@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mlflow
@@ -26,11 +25,11 @@ from pyspark.sql import SparkSession
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.hadoop_fs import HadoopFS
+from common.job import EAGER_SPARK, EntryPoint
 from common.model_uri import resolve_model_uri
-from common.params import logged_params, param, parse_params
+from common.params import logged_params, param
 from common.settings import Settings
-from common.spark import build_spark
-from common.tracking import job_settings, log_new_params, tracked_run
+from common.tracking import log_new_params, tracked_run
 from scoring.batch.strategies import STRATEGIES, check_strategy
 from scoring.stream.columns import choose_stream_schema
 from scoring.stream.micro_batch import BatchScorer, StreamTarget
@@ -65,6 +64,18 @@ class ScoreStreamParams:
         return self.quarantine or f"{self.output.rstrip('/')}_quarantine"
 
 
+@dataclass(frozen=True)
+class StreamResult:
+    scored_batches: list[int]  # the micro-batches this run scored
+    output: str
+    quarantine: str
+
+    def summary(self) -> str:
+        batches = ", ".join(map(str, self.scored_batches))
+        last = f"scored micro-batch(es) {batches}" if self.scored_batches else "no new files: nothing scored"
+        return f"stream stopped ({last}); output {self.output}, quarantine {self.quarantine}"
+
+
 def parse_trigger(trigger: str) -> dict:
     """`available_now`: process what is there, then stop. Otherwise an interval such as '30 seconds'."""
     text = trigger.strip().lower()
@@ -76,9 +87,8 @@ def parse_trigger(trigger: str) -> dict:
     return {"processingTime": text}
 
 
-def run(spark: SparkSession, settings: Settings, params: ScoreStreamParams) -> list[int]:
-    """Start the query and block until it ends: at once for available_now, else on SIGTERM/SIGINT or an error.
-    Returns the micro-batches this run scored."""
+def run(spark: SparkSession, settings: Settings, params: ScoreStreamParams) -> StreamResult:
+    """Start the query and block until it ends: at once for available_now, else on SIGTERM/SIGINT or an error."""
     p = params
     check_strategy(p.strategy)
     trigger = parse_trigger(p.trigger)
@@ -122,7 +132,7 @@ def run(spark: SparkSession, settings: Settings, params: ScoreStreamParams) -> l
         )
         _stop_on_signals(query)
         query.awaitTermination()
-        return scorer.scored_batches
+        return StreamResult(scorer.scored_batches, p.output, p.quarantine_folder)
 
 
 def _remove_incomplete(spark: SparkSession, params: ScoreStreamParams) -> None:
@@ -147,13 +157,8 @@ def _stop_on_signals(query) -> None:
     signal.signal(signal.SIGINT, stop)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    params = parse_params(ScoreStreamParams, argv)
-    settings = job_settings()
-    scored = run(build_spark(settings, app_name="score_stream"), settings, params)
-    last = f"scored micro-batch(es) {', '.join(map(str, scored))}" if scored else "no new files: nothing scored"
-    print(f"stream stopped ({last}); output {params.output}, quarantine {params.quarantine_folder}")
-
+ENTRY_POINT = EntryPoint(ScoreStreamParams, run, spark=EAGER_SPARK)
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

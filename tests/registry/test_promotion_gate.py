@@ -23,7 +23,7 @@ from training.sklearn.train_sklearn import run as train
 def champion_and_weak_challenger(spark, settings, client):
     """cancer v1: a good logistic regression, in Production through the gate; v2: a one-split forest."""
     train(settings, TrainSklearnParams(data="breast_cancer", estimator="logistic_regression", model_name="cancer"))
-    promote(settings, PromoteParams(model_name="cancer", stage="production", version="1"), spark=spark)
+    promote(spark, settings, PromoteParams(model_name="cancer", stage="production", version="1"))
     train(
         settings,
         TrainSklearnParams(
@@ -46,7 +46,7 @@ def test_a_weaker_challenger_is_refused_with_the_metric_table_and_nothing_change
         match=r"(?s)version 2 was not promoted.*against Production version 1 on 114 rows"
         r".*accuracy .* worse than the champion's",
     ):
-        promote(settings, PromoteParams(model_name="cancer", stage="production", version="2"), spark=spark)
+        promote(spark, settings, PromoteParams(model_name="cancer", stage="production", version="2"))
     assert state(client, "cancer") == before == ({"1": "Production", "2": "None"}, {"production": "1"})
     tags = client.get_model_version("cancer", "1").tags
     assert tags["gate"] == "passed" and json.loads(tags["gate_candidate_metrics"])["accuracy"] > 0.95
@@ -58,8 +58,9 @@ def test_force_needs_a_reason_and_is_recorded_then_rollback_puts_the_champion_ba
 ):
     client = champion_and_weak_challenger
     with pytest.raises(UserInputError, match="needs a reason"):
-        promote(settings, PromoteParams(model_name="cancer", stage="production", version="2", force=True))
+        promote(None, settings, PromoteParams(model_name="cancer", stage="production", version="2", force=True))
     promote(
+        None,
         settings,
         PromoteParams(
             model_name="cancer", stage="production", version="2", reason="hotfix for a data change", force=True
@@ -110,7 +111,7 @@ def test_a_candidate_with_other_inputs_than_the_champion_is_refused(
     with pytest.raises(
         UserInputError, match="version 3's inputs differ from Production version 1's.*drops column\\(s\\): worst_area"
     ):
-        promote(settings, PromoteParams(model_name="cancer", stage="production", version="3"), spark=spark)
+        promote(spark, settings, PromoteParams(model_name="cancer", stage="production", version="3"))
     assert state(client, "cancer")[0]["3"] == "None"
 
 
@@ -118,9 +119,7 @@ def test_evaluation_data_missing_a_feature_is_refused(spark, settings, champion_
     path = tmp_path / "eval.parquet"
     scoring_frame().drop(columns=["row_id", "mean_texture"]).to_parquet(path, index=False)
     with pytest.raises(UserInputError, match="column 'mean_texture' is missing"):
-        promote(
-            settings, PromoteParams(model_name="cancer", stage="production", version="2", data=str(path)), spark=spark
-        )
+        promote(spark, settings, PromoteParams(model_name="cancer", stage="production", version="2", data=str(path)))
 
 
 def test_an_mllib_model_passes_the_gate_on_its_logged_test_split(spark, settings, client):
@@ -132,7 +131,7 @@ def test_an_mllib_model_passes_the_gate_on_its_logged_test_split(spark, settings
         settings,
         TrainMllibParams(data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"),
     )
-    promote(settings, PromoteParams(model_name="titanic", stage="production", version="1"), spark=spark)
+    promote(spark, settings, PromoteParams(model_name="titanic", stage="production", version="1"))
     tags = client.get_model_version("titanic", "1").tags
     assert tags["gate"] == "passed" and 0.7 < json.loads(tags["gate_candidate_metrics"])["accuracy"] <= 1
 

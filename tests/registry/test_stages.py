@@ -58,13 +58,15 @@ def test_bad_input_names_what_exists_and_changes_nothing(three_versions, setting
     before = state(client)
     runs_before = client.search_runs([e.experiment_id for e in client.search_experiments()])
     with pytest.raises(UserInputError, match=message):
-        promote_job(settings, PromoteParams(model_name=name, stage=stage, version=version))
+        promote_job(None, settings, PromoteParams(model_name=name, stage=stage, version=version))
     assert state(client) == before
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == len(runs_before)
 
 
 def test_the_promote_job_records_a_run(three_versions, settings):
-    result = promote_job(settings, PromoteParams(model_name="m", stage="staging", version="2", reason="smoke test"))
+    result = promote_job(
+        None, settings, PromoteParams(model_name="m", stage="staging", version="2", reason="smoke test")
+    )
     assert (result.version, result.stage) == ("2", "Staging")
     (run,) = three_versions.search_runs([three_versions.get_experiment_by_name(settings.experiment_name).experiment_id])
     assert run.data.params == {

@@ -96,9 +96,7 @@ def test_promotion_to_production_passes_the_gate(spark, trained_models, own_stor
     settings = own_store(trained)
     client = mlflow.MlflowClient()
 
-    promoted = promote(
-        settings, PromoteParams(model_name=trained.model_name, stage="Production", version="1"), spark=spark
-    )
+    promoted = promote(spark, settings, PromoteParams(model_name=trained.model_name, stage="Production", version="1"))
 
     assert (promoted.version, promoted.stage) == ("1", "Production")
     assert state(client, trained.model_name) == ({"1": "Production"}, {"production": "1"})
@@ -164,7 +162,7 @@ def test_score_stream_keeps_every_row_and_id_and_predicts_as_the_model_does(
         ids=ddl(source, [c for c in trained.passthrough if c not in trained.features]),
     )
 
-    batches = score_stream(spark, settings, config)
+    batches = score_stream(spark, settings, config).scored_batches
 
     assert sorted(batches) == list(range((files + 1) // 2))
     chain.assert_nothing_quarantined(tmp_path / "quarantine")

@@ -93,7 +93,8 @@ def test_per_group_training_stream_scoring_and_the_registry_jobs_against_the_ser
                       "--reason", f"fleet model v{version}"])  # fmt: skip
     rollback.main(["--model-name", "devices", "--reason", "v2 misbehaves"])
     assert admin_client.get_model_version_by_alias("devices", "production").version == trained.model_version
-    events, problems = history.main(["--model-name", "devices"])
+    timeline = history.main(["--model-name", "devices"])
+    events, problems = timeline.events, timeline.problems
     assert [(e.version, e.stage) for e in events] == [
         (v, "Production") for v in (trained.model_version, second, trained.model_version)
     ]

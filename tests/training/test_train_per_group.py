@@ -209,7 +209,7 @@ def test_a_declared_fallback_scores_unseen_and_missing_groups_and_the_gate_uses_
     assert inputs[0] == "device" and list(held_out.columns) == [*inputs, "failure"]
     assert str(held_out["device"].dtype) == "int64" and held_out["failure"].notna().all()
 
-    promoted = promote_job(settings, PromoteParams(model_name="fleet", stage="Production"), spark=spark)
+    promoted = promote_job(spark, settings, PromoteParams(model_name="fleet", stage="Production"))
     assert (promoted.version, promoted.stage) == ("1", "Production")
     assert client.get_model_version("fleet", "1").current_stage == "Production"
 

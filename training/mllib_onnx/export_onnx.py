@@ -9,7 +9,6 @@ training run under `onnx/`; the version's `onnx` tag says passed, failed or unsu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mlflow
@@ -17,9 +16,9 @@ from pyspark.sql import SparkSession
 
 from common.cli import run_cli
 from common.errors import UserInputError
-from common.job import run_spark_job
+from common.job import EAGER_SPARK, EntryPoint
 from common.model_uri import resolve_model_uri
-from common.params import param, parse_params
+from common.params import param
 from common.settings import Settings
 from training.mllib_onnx.parity import DEFAULT_TOLERANCE
 from training.mllib_onnx.publish import SPARK_FLAVOR, OnnxExport, export_version
@@ -50,10 +49,8 @@ def run(spark: SparkSession, settings: Settings, params: ExportOnnxParams) -> On
     return export_version(spark, resolved.model_name, resolved.model_version, params.tolerance, client=client)
 
 
-def main(argv: Sequence[str] | None = None) -> OnnxExport:
-    params = parse_params(ExportOnnxParams, argv)
-    return run_spark_job(run, params, app_name="export_onnx")
-
+ENTRY_POINT = EntryPoint(ExportOnnxParams, run, spark=EAGER_SPARK)
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

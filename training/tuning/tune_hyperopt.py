@@ -8,15 +8,14 @@ driver's SparkContext to train, so their trials run one after another (`Trials`)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from common.cli import run_cli
 from common.errors import UserInputError
-from common.job import run_spark_job
-from common.params import param, parse_params
+from common.job import EAGER_SPARK, EntryPoint
+from common.params import param
 from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import tracked_run
@@ -94,11 +93,10 @@ def _trials_backend(backend: str, parallelism: int) -> str:
     return SPARK_TRIALS if parallelism > 1 else SEQUENTIAL_TRIALS
 
 
-def main(argv: Sequence[str] | None = None) -> TrainResult:
-    params = parse_params(TuneHyperoptParams, argv)
-    check_choices(params)
-    return run_spark_job(run, params, app_name=f"tune_hyperopt-{params.estimator}")
-
+ENTRY_POINT = EntryPoint(
+    TuneHyperoptParams, run, spark=EAGER_SPARK, check=check_choices, app_name=lambda p: f"tune_hyperopt-{p.estimator}"
+)
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

@@ -8,7 +8,6 @@ candidates as child runs, and the best estimator, refit on the whole training sp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mlflow
@@ -17,8 +16,8 @@ from pyspark.sql import SparkSession
 
 from common.cli import run_cli
 from common.errors import UserInputError
-from common.job import run_spark_job
-from common.params import param, parse_params
+from common.job import EAGER_SPARK, EntryPoint
+from common.params import param
 from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import log_new_params, tracked_run
@@ -130,10 +129,8 @@ def _candidate_count(cv) -> int:
     return len(ParameterGrid(cv.param_grid)) if hasattr(cv, "param_grid") else cv.n_iter
 
 
-def main(argv: Sequence[str] | None = None) -> TrainResult:
-    params = parse_params(TuneJoblibParams, argv)
-    return run_spark_job(run, params, app_name=f"tune_joblib-{params.estimator}")
-
+ENTRY_POINT = EntryPoint(TuneJoblibParams, run, spark=EAGER_SPARK, app_name=lambda p: f"tune_joblib-{p.estimator}")
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)
