@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
@@ -37,3 +38,17 @@ def test_pipeline_encodes_strings_imputes_numbers_and_scores_unseen_categories()
     unseen = pd.DataFrame({"x": [2.0], "city": ["never seen"]})
     assert pipeline.predict(unseen).shape == (1,)
     assert list(pipeline[:-1].get_feature_names_out()) == ["x", "city_a", "city_b", "city_None"]
+
+
+def test_ensemble_answers_the_mean_of_its_members_with_the_class_names():
+    from palmerpenguins import load_penguins
+
+    data = split_features(load_penguins(), "species")
+    pipeline = build_pipeline("boosting_ensemble", data, {}, 0).fit(data.features, data.label)
+    members = dict(pipeline["estimator"].named_estimators_)
+    assert list(members) == ["hist_gradient_boosting", "xgboost"]
+    mean = (
+        members["hist_gradient_boosting"].predict_proba(data.features) + members["xgboost"].predict_proba(data.features)
+    ) / 2
+    assert np.allclose(pipeline.predict_proba(data.features), mean)
+    assert set(pipeline.predict(data.features)) == {"Adelie", "Chinstrap", "Gentoo"}

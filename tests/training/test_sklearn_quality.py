@@ -1,4 +1,5 @@
-"""train_sklearn's defaults on real tables: HistGradientBoosting beats the trivial baseline (logged beside every
+"""train_sklearn's defaults on real tables: the boosting ensemble (HistGradientBoosting and XGBoost averaged) beats
+the trivial baseline (logged beside every
 metric), identifiers and constant columns are left out, rare categories share one bucket, XGBoost by name; the
 logged models answer through pyfunc exactly as the fitted estimators do."""
 
@@ -26,7 +27,10 @@ def test_default_beats_the_baseline_on_titanic_and_leaves_the_names_out(settings
         result = run(settings, TrainSklearnParams(data="titanic", label="survived", model_name="titanic"))
     assert "left out column 'name': id-like: 1310 distinct of 1313 values" in caplog.text
     tracked = client.get_run(result.run_id).data
-    assert tracked.params["estimator"] == "hist_gradient_boosting"
+    assert tracked.params["estimator"] == "boosting_ensemble"
+    # Each member's own parameters are logged under its name.
+    assert tracked.params["estimator.hist_gradient_boosting.min_samples_leaf"] == "20"
+    assert tracked.params["estimator.xgboost.random_state"] == "42"
     assert tracked.params["dropped_columns"] == "name (id-like: 1310 distinct of 1313 values)"
     # Baseline: the most frequent training class (most passengers died); lift = metric - baseline.
     test = _test_rows(result.run_id)
@@ -61,8 +65,11 @@ def test_default_regressor_beats_the_mean_on_diabetes(settings, client):
 def test_a_model_no_better_than_the_baseline_is_tagged_and_said_loudly(settings, client, caplog):
     # One boosting step of a vanishing size: every row gets (nearly) the prior, so the most frequent class.
     weak = {"max_iter": 1, "learning_rate": 1e-9}
+    params = TrainSklearnParams(
+        data="breast_cancer", estimator="hist_gradient_boosting", hyperparams=weak, model_name="weak"
+    )
     with caplog.at_level(logging.WARNING):
-        result = run(settings, TrainSklearnParams(data="breast_cancer", hyperparams=weak, model_name="weak"))
+        result = run(settings, params)
     verdict = client.get_model_version("weak", "1").tags[QUALITY_TAG]
     assert verdict.startswith("below baseline: accuracy ")
     assert client.get_run(result.run_id).data.tags[QUALITY_TAG] == verdict
@@ -78,7 +85,10 @@ def test_rare_categories_share_one_bucket_at_training_and_at_scoring(settings, t
     frame["y"] = frame["size"] * 2 + frame["city"].map({"north": 5.0, "south": -5.0}).fillna(0.0)
     path = tmp_path / "cities.parquet"
     frame.to_parquet(path)
-    result = run(settings, TrainSklearnParams(data=str(path), label="y", max_categories=4, model_name="c"))
+    params = TrainSklearnParams(
+        data=str(path), label="y", estimator="hist_gradient_boosting", max_categories=4, model_name="c"
+    )
+    result = run(settings, params)
     params = mlflow.get_run(result.run_id).data.params
     assert params["dropped_columns"] == "region (one value for every row)"
     encoder = mlflow.sklearn.load_model("models:/c/1")["preprocess"].named_transformers_["categorical"]
@@ -124,6 +134,7 @@ def test_xgboost_regressor_through_pyfunc(settings):
         ({"id_like_ratio": 0.0}, "id_like_ratio must be above 0"),
         ({"max_categories": 1}, "max_categories must be at least 2"),
         ({"max_categories": 300}, "hist_gradient_boosting takes at most 255 categories a column"),
+        ({"hyperparams": {"max_depth": 3}}, "'boosting_ensemble' averages .* takes no hyperparams; .*choose one"),
     ],
 )
 def test_bad_input_is_refused_before_any_run_exists(settings, client, kwargs, message):

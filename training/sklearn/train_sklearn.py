@@ -21,6 +21,7 @@ from training.sklearn.estimators import (
     ESTIMATOR_STEP,
     ESTIMATORS,
     build_pipeline,
+    estimator_params,
 )
 from training.sklearn.fit import fit_and_log, split_train_test
 from training.sklearn.screening import DEFAULT_ID_LIKE_RATIO, check_thresholds, screen_columns
@@ -71,7 +72,7 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
                 **({"dropped_columns": screened.describe()} if screened.left_out else {}),
             }
         )
-        log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in pipeline[ESTIMATOR_STEP].get_params().items()})
+        log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in estimator_params(pipeline).items()})
         log_dataset(table.to_mlflow_dataset(targets=params.label), context="training")
         record_training(params)
 

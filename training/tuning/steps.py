@@ -117,6 +117,8 @@ def prepare(request: SearchParams) -> TuningData:
     table = load_table(r.data)
     labeled = split_features(table.frame, r.label, r.task, list(r.exclude))
     pipeline = build_pipeline(r.estimator, labeled, {}, r.seed)  # refuses an unknown estimator, listing the known
+    if r.estimator not in SKLEARN_SPACES:  # the boosting ensemble: its members are tuned by name
+        raise UserInputError(f"estimator {r.estimator!r} is not tuned; tune one of: {', '.join(SKLEARN_SPACES)}")
     search = parse_space(r.space, SKLEARN_SPACES[r.estimator])
     check_sklearn_space(search, pipeline[ESTIMATOR_STEP])
     X_train, X_test, y_train, y_test = split_train_test(labeled, r.test_fraction, r.seed)
