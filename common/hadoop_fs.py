@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
+from common import spark_compat
+from common.arrow_fs import ArrowFS
+
 
 class HadoopFS:
     """The file system of `root`, with the few operations jobs need to commit results atomically."""
 
     def __init__(self, spark: SparkSession, root: str):
-        self._jvm = spark._jvm
-        path = self._jvm.org.apache.hadoop.fs.Path(root)
-        self._fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+        self._hadoop, configuration = spark_compat.hadoop(spark)  # the JVM's org.apache.hadoop.fs
+        path = self._hadoop.Path(root)
+        self._fs = path.getFileSystem(configuration)
         self.root = self._fs.makeQualified(path)
 
     def path(self, *parts: str):
         """`root/part/...` as a Hadoop Path."""
         path = self.root
         for part in parts:
-            path = self._jvm.org.apache.hadoop.fs.Path(path, part)
+            path = self._hadoop.Path(path, part)
         return path
 
     def name(self, path) -> str:
@@ -28,7 +31,7 @@ class HadoopFS:
         return path.toString()
 
     def sibling(self, path, name: str):
-        return self._jvm.org.apache.hadoop.fs.Path(path.getParent(), name)
+        return self._hadoop.Path(path.getParent(), name)
 
     def exists(self, path) -> bool:
         return bool(self._fs.exists(path))
@@ -75,9 +78,18 @@ class HadoopFS:
 
     def copy_into(self, source: str, folder) -> None:
         """Copy the file at URI `source` (any file system) into `folder`, keeping its name."""
-        hadoop = self._jvm.org.apache.hadoop.fs
+        hadoop = self._hadoop
         conf = self._fs.getConf()
         source_path = hadoop.Path(source)
         source_fs = source_path.getFileSystem(conf)
         target = hadoop.Path(folder, source_path.getName())
         hadoop.FileUtil.copy(source_fs, source_path, self._fs, target, False, conf)
+
+
+def files_for(spark: SparkSession | None, root: str) -> HadoopFS | ArrowFS:
+    """Hadoop's FileSystem through a classic session's JVM; pyarrow.fs with no session, or through Spark Connect,
+    whose client has no JVM (the path must then name storage this process reaches as the server does: a shared
+    file system, HDFS, an object store)."""
+    if spark is None or spark_compat.is_connect(spark):
+        return ArrowFS(root)
+    return HadoopFS(spark, root)

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import mlflow
 
+from common import spark_compat
 from common.datasets import BUNDLED
 from common.java import java_executable, java_version
 from common.params import entry_point_name
-from common.tracking import git_tree_dirty
+from common.tracking import CONNECTION_TAG, git_tree_dirty
 
 ENTRY_POINT_TAG = "lifecycle.entry_point"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own; set for direct `python -m` runs by common.tracking
@@ -33,6 +34,9 @@ SPARK_TAGS = {
     "default_parallelism": "lifecycle.spark.default_parallelism",
     "shuffle_partitions": "lifecycle.spark.shuffle_partitions",
 }
+# How the job reached Spark: "classic" (a SparkContext in this process) or "connect" (a Spark Connect server), and
+# the Spark version of the side that ran it (the server's under Connect).
+CONNECTION_TAGS = {"mode": CONNECTION_TAG, "spark_version": "lifecycle.spark.server_version"}
 VERSION_TAGS = {"python": "lifecycle.env.python", "java": "lifecycle.env.java", "spark": "lifecycle.env.spark"}
 ENVIRONMENT_FILE = "reproducibility/environment.json"
 EXACT = "exact"
@@ -58,6 +62,7 @@ def record_training(params, spark=None, not_exact: str | None = None) -> None:
         EXACT_TAG: EXACT if not_exact is None else f"not exact: {not_exact}",
         **{VERSION_TAGS[k]: environment[k] for k in VERSION_TAGS if environment.get(k)},
         **{SPARK_TAGS[k]: str(v) for k, v in environment.get("spark_settings", {}).items()},
+        **connection_tags(spark),
     }
     if digest:
         tags[DATA_SHA256_TAG] = digest
@@ -79,14 +84,28 @@ def current_environment(spark=None) -> dict:
         "packages": installed_packages(),
     }
     if spark is not None:
-        context = spark.sparkContext
-        environment["java"] = context._jvm.java.lang.System.getProperty("java.version")
+        environment["java"] = spark_compat.java_version(spark)
         environment["spark_settings"] = {
-            "master": context.master,
-            "default_parallelism": context.defaultParallelism,
+            "master": spark_compat.master(spark),
+            "default_parallelism": spark_compat.default_parallelism(spark),
             "shuffle_partitions": int(spark.conf.get("spark.sql.shuffle.partitions")),
         }
     return environment
+
+
+def connection_tags(spark=None) -> dict[str, str]:
+    """The CONNECTION_TAGS of a session; none without one (the job ran without Spark)."""
+    if spark is None:
+        return {}
+    mode, version = CONNECTION_TAGS["mode"], CONNECTION_TAGS["spark_version"]
+    return {mode: spark_compat.connection_mode(spark), version: spark.version}
+
+
+def record_connection(spark=None) -> None:
+    """Tag the active run with how it reached Spark (scoring and other jobs that record no training provenance)."""
+    tags = connection_tags(spark)
+    if tags:
+        mlflow.set_tags(tags)
 
 
 def installed_packages() -> dict[str, str]:

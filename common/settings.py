@@ -21,6 +21,9 @@ class Settings:
     experiment_name: str = DEFAULT_EXPERIMENT
     shuffle_partitions: int = 8
     driver_memory: str = "2g"
+    # A Spark Connect server (sc://host:port): the jobs run there through a thin client, and spark_master, driver
+    # memory and shuffle partitions are the server's business. None: a classic session on spark_master.
+    spark_remote: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -32,8 +35,14 @@ class Settings:
             experiment_name=env.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT,
             shuffle_partitions=int(env.get("SPARK_SHUFFLE_PARTITIONS") or 8),
             driver_memory=env.get("SPARK_DRIVER_MEMORY") or "2g",
+            spark_remote=env.get("SPARK_REMOTE") or None,
         )
 
     @property
+    def spark_connection(self) -> str:
+        """How jobs reach Spark: "connect" (a Spark Connect server) or "classic" (a SparkContext in the job)."""
+        return "connect" if self.spark_remote else "classic"
+
+    @property
     def spark_is_local(self) -> bool:
-        return self.spark_master.startswith("local")
+        return self.spark_remote is None and self.spark_master.startswith("local")

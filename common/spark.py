@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from common import spark_compat
 from common.java import require_java
 from common.settings import Settings
 
@@ -23,11 +24,15 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_spark(settings: Settings, app_name: str = "model-lifecycle") -> SparkSession:
-    """Build (or return the running) session for `settings.spark_master`.
+    """Build (or return the running) session for `settings.spark_master`, or a Spark Connect session when
+    `settings.spark_remote` names a server (SPARK_REMOTE=sc://host:port).
 
     Local masters run Python workers with the driver's interpreter (else workers miss pandas/mlflow); on any
-    other master the project's packages are shipped with the job so executors import the same code.
+    other master, and always through Connect, the project's packages are shipped with the job so executors import
+    the same code.
     """
+    if settings.spark_remote:
+        return _build_connect(settings, app_name)
     require_java()
     builder = (
         SparkSession.builder.master(settings.spark_master)
@@ -43,9 +48,20 @@ def build_spark(settings: Settings, app_name: str = "model-lifecycle") -> SparkS
         # spark.pyspark.python; a remote cluster whose Python lives elsewhere sets it explicitly.
         os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark_compat.set_log_level(spark, "WARN")
     if not settings.spark_is_local:
         ship_project_packages(spark)
+    return spark
+
+
+def _build_connect(settings: Settings, app_name: str) -> SparkSession:
+    """A Connect session: no JVM here (so no Java check). Only session settings are set (the master and memory
+    belong to the server). The project's packages always travel as artifacts: the server shares no path with
+    this process."""
+    spark = SparkSession.builder.remote(settings.spark_remote).appName(app_name).getOrCreate()
+    spark.conf.set("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    ship_project_packages(spark)
     return spark
 
 
@@ -64,7 +80,7 @@ class SparkStarter:
     @classmethod
     def of(cls, session: SparkSession) -> SparkStarter:
         """An already running session (a caller's own, or a test's)."""
-        return cls(Settings.from_env(), session.sparkContext.appName, session)
+        return cls(Settings.from_env(), spark_compat.app_name(session), session)
 
     def start_in_background(self) -> None:
         if self._future is None:
@@ -82,15 +98,13 @@ class SparkStarter:
 
 
 def ship_project_packages(spark: SparkSession) -> None:
-    """Zip the project's packages and add them to the job, once per SparkContext."""
-    sc = spark.sparkContext
-    if getattr(sc, "_lifecycle_packages_shipped", False):
+    """Zip the project's packages and add them to the job, once per SparkContext (or Connect session)."""
+    if not spark_compat.mark_once(spark, "project packages"):
         return
     archive = Path(tempfile.mkdtemp(prefix="lifecycle-pyfiles-")) / "lifecycle_project.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for package in PROJECT_PACKAGES:
             for path in (_PROJECT_ROOT / package).rglob("*.py"):
                 zf.write(path, path.relative_to(_PROJECT_ROOT))
-    sc.addPyFile(str(archive))
-    sc._lifecycle_packages_shipped = True
+    spark_compat.add_py_file(spark, str(archive))
     _logger.info("shipped project packages to executors: %s", archive)

@@ -14,6 +14,8 @@ import mlflow
 from common.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # a git checkout when the code is one
+# How every run's job reaches Spark: "classic" (a SparkContext in the job's process) or "connect" (SPARK_REMOTE).
+CONNECTION_TAG = "lifecycle.spark.connection"
 logger = logging.getLogger(__name__)
 
 
@@ -39,8 +41,9 @@ def tracked_run(
 
     Inside another of our runs (the `main` job calling `train_sklearn`), a nested child run. Under `mlflow run`
     (MLFLOW_RUN_ID set), that run. Otherwise `resume_run_id` when given (a restarted stream), else a new run in the
-    configured experiment.
+    configured experiment. Every run is tagged with its CONNECTION_TAG.
     """
+    tags = {CONNECTION_TAG: getattr(settings, "spark_connection", "classic"), **(tags or {})}
     if mlflow.active_run() is not None:
         run_cm = mlflow.start_run(run_name=run_name, nested=True, tags=tags)
     elif mlflow.environment_variables.MLFLOW_RUN_ID.get():

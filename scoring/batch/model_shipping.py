@@ -1,4 +1,5 @@
-"""Get a model to every executor without any driver-local path: download once, ship with SparkContext.addArchive.
+"""Get a model to every executor without any driver-local path: download once, ship as an archive (the
+SparkContext's on a classic session, a Connect artifact through Spark Connect: common.spark_compat.add_archive).
 
 An archive rather than `addFile` of the folder: Spark refuses local directories on any non-local master, and an
 archive is unpacked once per executor.
@@ -15,6 +16,7 @@ from pathlib import Path
 import mlflow
 from pyspark.sql import SparkSession
 
+from common import spark_compat
 from common.bounded_cache import BoundedCache
 from common.model_uri import ResolvedModel
 
@@ -25,9 +27,9 @@ def _forget(_slot, shipped: tuple[str, Path]) -> None:
     shutil.rmtree(shipped[1], ignore_errors=True)
 
 
-# (id of the SparkContext, model key) -> (SparkFiles name, local directory): one download and one addArchive per
-# model per context while the model is in use.
-_SHIPPED: BoundedCache[tuple[int, str], tuple[str, Path]] = BoundedCache(on_evict=_forget)
+# (the SparkContext or Connect session, model key) -> (SparkFiles name, local directory): one download and one
+# archive added per model per session while the model is in use.
+_SHIPPED: BoundedCache[tuple[str, str], tuple[str, Path]] = BoundedCache(on_evict=_forget)
 
 
 # model key -> a download made before (or without) a SparkSession: a job fetches its model while the JVM starts,
@@ -68,7 +70,7 @@ def ship_model(spark: SparkSession, resolved: ResolvedModel) -> tuple[str, Path]
         local = _PREFETCHED.pop(key) or _download(resolved, key)
         root, name = local.parent, local.name
         archive = shutil.make_archive(str(root / name), "zip", root_dir=local)
-        spark.sparkContext.addArchive(archive)
+        spark_compat.add_archive(spark, archive)
         return f"{name}.zip", local
 
-    return _SHIPPED.get_or_load((id(spark.sparkContext), key), download_and_ship)
+    return _SHIPPED.get_or_load((spark_compat.session_key(spark), key), download_and_ship)

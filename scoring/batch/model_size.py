@@ -16,6 +16,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from common import spark_compat
+
 _logger = logging.getLogger(__name__)
 
 # Warn when the workers' model copies reach this fraction of an executor's memory. Spark's default overhead for
@@ -56,14 +58,13 @@ class ExecutorMemory:
 def executor_memory(spark: SparkSession) -> ExecutorMemory:
     """Local mode: the driver is the executor (spark.driver.memory, one worker per local core). A cluster:
     spark.executor.memory and spark.executor.cores / spark.task.cpus (cores unset: all the application's cores)."""
-    sc = spark.sparkContext
-    conf = sc.getConf()
-    task_cpus = int(conf.get("spark.task.cpus", "1"))
-    if sc.master.startswith("local"):
-        memory = conf.get("spark.driver.memory", "1g")
-        return ExecutorMemory(max(sc.defaultParallelism // task_cpus, 1), parse_bytes(memory), "spark.driver.memory")
-    cores = int(conf.get("spark.executor.cores", str(sc.defaultParallelism)))
-    memory = conf.get("spark.executor.memory", "1g")
+    parallelism = spark_compat.default_parallelism(spark)
+    task_cpus = int(spark_compat.setting(spark, "spark.task.cpus", "1"))
+    if (spark_compat.master(spark) or "").startswith("local"):
+        memory = spark_compat.setting(spark, "spark.driver.memory", "1g")
+        return ExecutorMemory(max(parallelism // task_cpus, 1), parse_bytes(memory), "spark.driver.memory")
+    cores = int(spark_compat.setting(spark, "spark.executor.cores", str(parallelism)))
+    memory = spark_compat.setting(spark, "spark.executor.memory", "1g")
     return ExecutorMemory(max(cores // task_cpus, 1), parse_bytes(memory), "spark.executor.memory")
 
 

@@ -13,9 +13,8 @@ from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 
-from common.arrow_fs import ArrowFS
 from common.errors import UserInputError
-from common.hadoop_fs import HadoopFS
+from common.hadoop_fs import files_for
 
 _logger = logging.getLogger(__name__)
 
@@ -24,8 +23,8 @@ class StagedOutput:
     def __init__(self, spark: SparkSession | None, target: str, overwrite: bool, hidden: bool = False):
         """`hidden`: stage under a name Spark's readers skip ('_…'), for targets inside a folder others read
         while the job runs (a stream's output). Not hidden, the staged result can be read back before commit.
-        `spark` None: no JVM; the files are handled through pyarrow.fs."""
-        self._files = HadoopFS(spark, target) if spark is not None else ArrowFS(target)
+        `spark` None or a Connect session: no JVM here; the files go through pyarrow.fs."""
+        self._files = files_for(spark, target)
         self.target = self._files.root
         if self._files.exists(self.target) and not overwrite:
             raise UserInputError(f"output {target} already exists; choose another path or pass overwrite=true")

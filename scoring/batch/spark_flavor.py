@@ -18,6 +18,7 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from common import spark_compat
 from common.bounded_cache import BoundedCache
 from common.columns import col
 
@@ -29,7 +30,12 @@ _PIPELINES: BoundedCache[tuple[str, str], PipelineModel] = BoundedCache()
 
 def load_pipeline(load_uri: str) -> PipelineModel:
     """Loaded once per driver and model version: a stream scores many micro-batches with the same version."""
-    return _PIPELINES.get_or_load((mlflow.get_tracking_uri(), load_uri), lambda: mlflow.spark.load_model(load_uri))
+    return _PIPELINES.get_or_load((mlflow.get_tracking_uri(), load_uri), lambda: _load(load_uri))
+
+
+def _load(load_uri: str) -> PipelineModel:
+    with spark_compat.spark_model_files():  # through Spark Connect too
+        return mlflow.spark.load_model(load_uri)
 
 
 def transform_scored(

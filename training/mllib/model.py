@@ -12,6 +12,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from common import spark_compat
+
 _INPUT_EXAMPLE_ROWS = 5
 _SIGNATURE_SAMPLE_ROWS = 200
 # Named explicitly: without them MLflow infers requirements by loading the model in a subprocess, which starts a
@@ -52,11 +54,12 @@ def log_spark_model(
         warnings.filterwarnings("ignore", message=".*integer column.*")  # about inputs; predictions are never null
         outputs = infer_signature(predicted[prediction_column]).inputs
     signature = ModelSignature(inputs=infer_signature(sample).inputs, outputs=outputs)
-    return mlflow.spark.log_model(
-        model,
-        artifact_path="model",
-        signature=signature,
-        input_example=example,
-        pip_requirements=pinned_spark_requirements(model),
-        registered_model_name=registered_model_name,
-    )
+    with spark_compat.spark_model_files(features.sparkSession):
+        return mlflow.spark.log_model(
+            model,
+            artifact_path="model",
+            signature=signature,
+            input_example=example,
+            pip_requirements=pinned_spark_requirements(model),
+            registered_model_name=registered_model_name,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
+from common import spark_compat
 from common.errors import UserInputError
 from training.tasks import CLASSIFICATION
 
@@ -48,7 +49,7 @@ def build_xgboost(task: str, hyperparams: dict, seed: int, label_col: str, featu
     """One training task per core the session has (its default parallelism), so Spark runs them all at once."""
     check_hyperparameters(task, hyperparams)
     spark = SparkSession.getActiveSession()
-    workers = max(1, spark.sparkContext.defaultParallelism) if spark is not None else 1
+    workers = max(1, spark_compat.default_parallelism(spark)) if spark is not None else 1
     return xgboost_class(task)(
         features_col=features_col, label_col=label_col, prediction_col=prediction_col, num_workers=workers,
         random_state=seed, verbosity=0, **hyperparams,

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from common import spark_compat
 from common.columns import col, with_aliases
 from common.errors import UserInputError
 from training.held_out import log_test_split
@@ -70,7 +71,7 @@ def train_groups(df: DataFrame, plan: GroupTrainingPlan, with_fallback: bool) ->
     spark = df.sparkSession
     # An explicit partition count: adaptive execution would otherwise coalesce a small input's shuffle into one
     # task, training every group on one core. Several tasks per core even out groups of different sizes.
-    partitions = spark.sparkContext.defaultParallelism * 4
+    partitions = spark_compat.default_parallelism(spark) * 4
     routed, renamed = with_aliases(routed)  # applyInPandas cannot look up a column with a dot in its name
     group = {name: alias for alias, name in renamed}.get(plan.group, plan.group)
     trained = (

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
+from common import spark_compat
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.job import EAGER_SPARK, EntryPoint
@@ -43,6 +44,7 @@ def run(spark: SparkSession, settings: Settings, params: TuneHyperoptParams) -> 
     """Everything is validated before a trial or a run starts."""
     p = params
     check_choices(p)
+    check_connection(spark, p)
     if p.library == "mllib":
         return tune_mllib(spark, settings, p, p.max_evals, p.parallelism, p.timeout)
     return _tune_sklearn(spark, settings, p)
@@ -59,6 +61,16 @@ def check_choices(p: TuneHyperoptParams) -> None:
     check_budget(p.max_evals, p.parallelism, p.timeout)
 
 
+def check_connection(spark, p: TuneHyperoptParams) -> None:
+    """Hyperopt's SparkTrials drives its trials through the SparkContext, which a Spark Connect client does not
+    have: refused before any run starts, naming what does run through Connect."""
+    if spark_compat.is_connect(spark) and p.library == "sklearn" and p.backend == "hyperopt" and p.parallelism > 1:
+        raise UserInputError(
+            "Hyperopt's SparkTrials needs a classic SparkContext and cannot run through Spark Connect (SPARK_REMOTE); "
+            "use --backend optuna (trials as Spark tasks through Connect) or --parallelism 1 (trials one by one)"
+        )
+
+
 def _tune_sklearn(spark: SparkSession, settings: Settings, p: TuneHyperoptParams) -> TrainResult:
     """SparkTrials (or Optuna's MlflowSparkStudy), one trial per Spark task; the best point refit and logged."""
     from hyperopt import SparkTrials, Trials
@@ -68,7 +80,7 @@ def _tune_sklearn(spark: SparkSession, settings: Settings, p: TuneHyperoptParams
     with tracked_run(settings, run_name=f"tune_hyperopt-{p.estimator}") as active:
         prepared.log_setup({"space": describe(search), "trials_backend": _trials_backend(p.backend, p.parallelism)})
         record_training(p, spark, not_exact=why_not_exact(p.parallelism, p.timeout))
-        data_ref = spark.sparkContext.broadcast((prepared.X_train, prepared.y_train))
+        data_ref = spark_compat.broadcast(spark, (prepared.X_train, prepared.y_train))
         objective = prepared.objective(data_ref, search, p.seed)
         try:
             if p.backend == "optuna":

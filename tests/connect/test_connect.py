@@ -1,0 +1,60 @@
+"""The entry points through a real Spark Connect server (tests/connect/conftest.py starts it): the same jobs, with
+SPARK_REMOTE set as a user sets it, give the same rows as in classic mode; and no product module reaches the JVM or
+the SparkContext except common/spark_compat.py, which does the Connect-safe thing under Connect."""
+
+from __future__ import annotations
+
+import ast
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import REPO, scoring_frame
+
+PRODUCT_PACKAGES = ("common", "training", "scoring", "registry", "lifecycle", "monitoring")
+COMPAT_MODULE = REPO / "common" / "spark_compat.py"
+# What a Spark Connect client does not have: py4j's gateway, the SparkContext, RDDs, archives added to a context.
+CLASSIC_ONLY_ATTRIBUTES = {"_jvm", "_jsc", "sparkContext", "rdd", "addArchive", "addPyFile"}
+CLASSIC_ONLY_NAMES = {"SparkContext"}
+
+
+def _classic_only_uses(tree: ast.Module) -> list[tuple[int, str]]:
+    """Attribute reads and names in the code itself (docstrings and comments may speak of them)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in CLASSIC_ONLY_ATTRIBUTES:
+            found.append((node.lineno, node.attr))
+        elif isinstance(node, ast.Name) and node.id in CLASSIC_ONLY_NAMES:
+            found.append((node.lineno, node.id))
+        elif isinstance(node, ast.ImportFrom | ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[-1] in CLASSIC_ONLY_NAMES]
+    return found
+
+
+def test_only_the_compatibility_module_reaches_the_jvm_or_the_spark_context():
+    found = [
+        f"{path.relative_to(REPO)}:{line}: {what}"
+        for package in PRODUCT_PACKAGES
+        for path in sorted((REPO / package).rglob("*.py"))
+        if path != COMPAT_MODULE
+        for line, what in _classic_only_uses(ast.parse(path.read_text()))
+    ]
+    assert found == []
+    assert _classic_only_uses(ast.parse(COMPAT_MODULE.read_text()))  # the check sees what it looks for
+
+
+def test_quickstart_main_through_connect_scores_what_the_model_predicts(connect_settings, client, tmp_path):
+    from lifecycle.main import main
+
+    result = main(["--estimator", "logistic_regression", "--output", str(tmp_path / "out" / "predictions.parquet")])
+
+    assert (result.rows_in, result.rows_out) == (569, 569)
+    scored = pd.read_parquet(result.output.removeprefix("file:")).sort_values("row_id", ignore_index=True)
+    frame = scoring_frame()
+    model = mlflow.sklearn.load_model(f"models:/{result.model_name}/{result.model_version}")
+    expected = model.predict(frame.drop(columns=["row_id", "target"]))
+    np.testing.assert_array_equal(scored["prediction"].to_numpy(), expected)
+    for run_id in (result.run_id, result.training_run_id, result.scoring_run_id):
+        assert client.get_run(run_id).data.tags["lifecycle.spark.connection"] == "connect"
