@@ -29,9 +29,9 @@ from common.columns import col
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel, resolve_model_uri
 from scoring.batch.executor import score_struct_arrays
-from scoring.batch.plan import plan_python_scoring
+from scoring.batch.plan import PythonModelPlan, plan_python_scoring
 from scoring.batch.spark_flavor import load_pipeline, transform_scored
-from scoring.batch.strategies import check_strategy, python_strategy, score_in_python, spark_model_strategy
+from scoring.batch.strategies import check_strategy, dataframe_strategy, score_in_python
 from scoring.input_schema import FeatureBinding, bind_features, expand_features_column, require_named_signature
 from scoring.per_group_guard import check_groups_known, group_column
 
@@ -86,30 +86,19 @@ def score_resolved(
         names = require_named_signature(info.signature, resolved.label).inputs.input_names()
         df = expand_features_column(df, features_column, names)
     routed_by = group_column(info.metadata)
-    binding = bind_features(df, info.signature, resolved.label, keep=(routed_by,) if routed_by else ())
-    refuse_output_clash(binding.passthrough)
-    prediction_type = prediction_arrow_type(info.signature)
+    binding, planned = bind_and_plan(spark, df, resolved, info, keep=(routed_by,) if routed_by else ())
     selected = binding.select(df)
     observation = size = batch_rows = None
-    if "spark" in info.flavors:
-        path = spark_model_strategy(strategy, resolved.label)
+    path = dataframe_strategy(strategy, resolved.label, spark_model=planned is None)
+    if planned is None:
+        prediction_type = from_arrow_type(prediction_arrow_type(info.signature))
         scored, observation = transform_scored(
-            load_pipeline(resolved.load_uri), selected, binding.passthrough, from_arrow_type(prediction_type)
+            load_pipeline(resolved.load_uri), selected, binding.passthrough, prediction_type
         )
         flavor = "spark"
     else:
-        planned = plan_python_scoring(
-            spark,
-            resolved,
-            info.flavors,
-            binding.features,
-            binding.passthrough,
-            [selected.schema[name].dataType for name in binding.features],
-            prediction_type,
-        )
         if routed_by:
             check_groups_known(selected, info.metadata, planned.model_dir, resolved.label)
-        path = python_strategy(strategy)
         scored = score_in_python(spark, path, selected, planned.plan, resolved.load_uri)
         flavor, size, batch_rows = planned.plan.flavor, planned.size_bytes, planned.plan.chunk_rows
     scored = scored.withColumns(
@@ -175,3 +164,21 @@ def refuse_output_clash(passthrough) -> None:
     clash = [c for c in OUTPUT_COLUMNS if c in passthrough]
     if clash:
         raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
+
+
+def bind_and_plan(
+    spark: SparkSession | None, df, resolved: ResolvedModel, info, keep: tuple[str, ...] = ()
+) -> tuple[FeatureBinding, PythonModelPlan | None]:
+    """What every strategy does first: bind the input's columns to the signature by name (`df`: a DataFrame, or
+    anything with its `schema` and `columns`), refuse a column named like an output, and plan a Python model's
+    scoring once (None for an MLlib model, which its own transform plans)."""
+    binding = bind_features(df, info.signature, resolved.label, keep=keep)
+    refuse_output_clash(binding.passthrough)
+    if "spark" in info.flavors:
+        return binding, None
+    prediction_type = prediction_arrow_type(info.signature)
+    features, passthrough = binding.features, binding.passthrough
+    planned = plan_python_scoring(
+        spark, resolved, info.flavors, features, passthrough, list(binding.types), prediction_type
+    )
+    return binding, planned

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -17,12 +17,13 @@ from pyspark.sql import SparkSession
 from common.cli import run_cli
 from common.datasets import SPARK_FORMATS, read_spark_table, spark_format
 from common.errors import UserInputError
+from common.job import LAZY_SPARK, EntryPoint, spark_starter
 from common.model_uri import ResolvedModel, resolve_model_uri
-from common.params import logged_params, param, parse_params
+from common.params import logged_params, param
 from common.parquet_time import check_microseconds, microsecond_parquet_output
 from common.settings import Settings
 from common.spark import SparkStarter
-from common.tracking import job_settings, log_dataset, log_new_params, spark_dataset, tracked_run
+from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
 from scoring.batch.dataframe import ScoredFrame, model_info, score_resolved
 from scoring.batch.model_shipping import prefetch_model
 from scoring.batch.model_size import DEFAULT_WARN_FRACTION, executor_memory, warn_if_large
@@ -50,6 +51,12 @@ class BatchResult:
     rows_out: int
     output: str
     seconds: float
+
+    def summary(self) -> str:
+        return (
+            f"scored {self.rows_in} rows in, {self.rows_out} rows out with {self.model.label} "
+            f"({self.rows_in / self.seconds:,.0f} rows/s) -> {self.output}"
+        )
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ def run(
     check_strategy(p.strategy, BATCH_STRATEGIES)
     if p.slice_rows < 0:
         raise UserInputError(f"slice_rows must be 0 (about rows / cores) or a number of rows, got {p.slice_rows}")
-    sessions = spark if isinstance(spark, SparkStarter) else SparkStarter.of(spark)
+    sessions = spark_starter(spark)
     files, not_files = list_files_input(p.strategy, p.input, p.input_format, p.features_column)
     if files is None or not scored_in_driver(files, p.slice_rows):
         sessions.start_in_background()  # the JVM starts while the model is resolved and loaded
@@ -107,9 +114,7 @@ def run(
     files, not_files = files_model(p.strategy, files, not_files, info)
     if files is not None:
         job = _files_job(sessions, p, files, resolved, info)
-    else:
-        if p.strategy == "auto":
-            _logger.info("scoring path not files: %s", not_files)
+    else:  # why not `files` was logged when it was ruled out (scoring.batch.strategies.not_applicable)
         job = _spark_job(sessions.get(), p, resolved)
 
     with tracked_run(settings, run_name="score_batch") as active:
@@ -195,7 +200,7 @@ def _write_frame(spark: SparkSession, scored: ScoredFrame, staged: StagedOutput)
     """Spark writes the scored frame; the rows out are counted from what was written."""
     with arrow_batch_rows(spark, scored.batch_rows), microsecond_parquet_output(spark):
         staged.write(scored.frame, lambda frame, path: frame.write.parquet(path))
-    return spark.read.parquet(staged.staging.toString()).count()
+    return spark.read.parquet(staged.staging_uri).count()
 
 
 def _log_model_size(spark: SparkSession | None, size_bytes: int | None, label: str, warn_fraction: float) -> None:
@@ -218,21 +223,13 @@ def _log_model_size(spark: SparkSession | None, size_bytes: int | None, label: s
     warn_if_large(size_bytes, memory, label, warn_fraction)
 
 
-def main(argv: Sequence[str] | None = None) -> BatchResult:
-    params = parse_params(ScoreBatchParams, argv)
-    settings = job_settings()
-    result = run(SparkStarter(settings, app_name="score_batch"), settings, params)
-    print(
-        f"scored {result.rows_in} rows in, {result.rows_out} rows out with {result.model.label} "
-        f"({result.rows_in / result.seconds:,.0f} rows/s) -> {result.output}"
-    )
-    return result
-
-
 def _fetch_model(resolved: ResolvedModel, info) -> None:
     """Download and load the model (and the libraries it needs) on the driver: while the JVM starts, if one does."""
     driver_model(str(prefetch_model(resolved)), "sklearn" if "sklearn" in info.flavors else "python_function")
 
+
+ENTRY_POINT = EntryPoint(ScoreBatchParams, run, spark=LAZY_SPARK)
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
     run_cli(main)

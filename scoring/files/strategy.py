@@ -21,26 +21,21 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_type
 
+from common import spark_compat
 from common.arrow_fs import filesystem_and_path
 from common.datasets import spark_format
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel
-from scoring.batch.dataframe import (
-    SCORED_AT,
-    SCORED_AT_ARROW_TYPE,
-    prediction_arrow_type,
-    refuse_output_clash,
-    scoring_time,
-)
-from scoring.batch.plan import driver_model, plan_python_scoring
-from scoring.batch.strategies import probability_type
+from scoring.batch.dataframe import SCORED_AT, SCORED_AT_ARROW_TYPE, bind_and_plan, scoring_time
+from scoring.batch.plan import driver_model
+from scoring.batch.strategies import may_use, not_applicable, probability_type
 from scoring.files.column_types import output_type, spark_schema, uncarried_column
 from scoring.files.executor import FileTask, SliceResult, part_name, score_slice
 from scoring.files.slices import InputFiles, NotApplicable, Slice, cut_slices, list_parquet_input
-from scoring.input_schema import bind_features
 from scoring.per_group_guard import group_column
 
 _logger = logging.getLogger(__name__)
+NAME = "files"  # its row in scoring.batch.strategies.STRATEGY_TABLE
 
 
 @dataclass(frozen=True)
@@ -53,13 +48,13 @@ class FilesPlan:
     model: ResolvedModel
     model_dir: str  # the driver's copy, which scores a one-slice input
     model_size_bytes: int
-    strategy: str = "files"
+    strategy: str = NAME
 
 
 def list_files_input(strategy: str, input: str, input_format: str, features_column: str | None):
     """(InputFiles, None) when the `files` strategy can read this input, else (None, why not). Needs no model and
     no Spark: a job decides from it whether to start Spark at all."""
-    if strategy not in ("auto", "files"):
+    if not may_use(strategy, NAME):
         return None, f"strategy {strategy} was asked for"
     fmt = spark_format(input, input_format)
     if features_column:
@@ -91,9 +86,7 @@ def files_model(strategy: str, files: InputFiles | None, reason: str | None, inf
 
 
 def _refused(strategy: str, reason: str):
-    if strategy == "files":
-        raise UserInputError(f"strategy files does not apply to this job: {reason}")
-    return None, reason
+    return None, not_applicable(strategy, NAME, reason)
 
 
 def scored_in_driver(files: InputFiles, slice_rows: int | None) -> bool:
@@ -111,19 +104,7 @@ def plan_files(
 ) -> FilesPlan:
     """Bind the first file's columns to the signature by name (the same checks and messages as every strategy),
     plan the model once, and cut the slices."""
-    binding = bind_features(_SchemaOnly(spark_schema(files.schema)), info.signature, resolved.label)
-    refuse_output_clash(binding.passthrough)
-    specs = {spec.name: spec.type.to_spark() for spec in info.signature.inputs.inputs}
-    feature_types = [specs[name] for name in binding.features]
-    planned = plan_python_scoring(
-        spark,
-        resolved,
-        info.flavors,
-        binding.features,
-        binding.passthrough,
-        feature_types,
-        prediction_arrow_type(info.signature),
-    )
+    binding, planned = bind_and_plan(spark, _SchemaOnly(spark_schema(files.schema)), resolved, info)
     plan = planned.plan
     present = set(files.schema.names)
     passthrough_types = tuple(files.schema.field(name).type for name in binding.passthrough)
@@ -144,14 +125,14 @@ def plan_files(
         passthrough_types=passthrough_types,
         feature_types=tuple(
             to_arrow_type(t) if name in present else None
-            for name, t in zip(binding.features, feature_types, strict=True)
+            for name, t in zip(binding.features, binding.types, strict=True)
         ),
         output_schema=pa.schema(output_fields),
         model_name=resolved.model_name,
         model_version=resolved.model_version,
         scored_at=scoring_time(),  # one time for the job's every slice, as a Spark scoring job has
     )
-    parallelism = spark.sparkContext.defaultParallelism if spark is not None else 1
+    parallelism = spark_compat.default_parallelism(spark) if spark is not None else 1
     slices = cut_slices(files, parallelism, slice_rows)
     return FilesPlan(files, task, tuple(slices), resolved, str(planned.model_dir), planned.size_bytes)
 
@@ -214,9 +195,8 @@ def _on_spark(spark: SparkSession, task: FileTask, slices: tuple[Slice, ...]) ->
         for piece_slice in indexed:
             yield score_slice(task, piece_slice)
 
-    rdd = spark.sparkContext.parallelize(list(slices), len(slices))
     try:
-        return rdd.mapPartitions(run_slice).collect()
+        return spark_compat.run_per_item(spark, list(slices), run_slice)
     except Exception as exc:  # noqa: BLE001 - Py4J wraps the worker's exception in the job's failure
         found = re.search(r"SliceError: (.+)", str(exc))
         if found:

@@ -84,7 +84,7 @@ def test_auto_scores_parquet_with_files_and_says_why_other_inputs_take_arrow(
     frame.to_parquet(parquet, index=False)
     frame.to_csv(csv, index=False)
 
-    with caplog.at_level(logging.INFO, logger="scoring.batch.score_batch"):
+    with caplog.at_level(logging.INFO, logger="scoring"):  # score_batch says which path, strategies why not files
         from_parquet = _scored(spark, settings, "models:/cancer/production", str(parquet), tmp_path / "a", "auto")
         from_csv = _scored(spark, settings, "models:/cancer/production", str(csv), tmp_path / "b", "auto")
     assert client.get_run(from_parquet.run_id).data.params["scoring_path"] == "files"

@@ -122,7 +122,7 @@ def test_auto_leaves_out_the_files_path_for_a_column_it_cannot_carry_and_says_wh
     frame, path = time_input
     frame.insert(1, "tags", [[int(i % 3), 7] for i in range(len(frame))])
     write_time_input(frame, path)
-    with caplog.at_level(logging.INFO, logger="scoring.batch.score_batch"):
+    with caplog.at_level(logging.INFO, logger="scoring"):  # score_batch says which path, strategies why not files
         result = score_batch(
             spark,
             settings,
