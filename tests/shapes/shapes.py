@@ -220,8 +220,10 @@ def csv_quoted_commas() -> pd.DataFrame:
 
 def time_columns() -> pd.DataFrame:
     """no_strings_binary01's rows with the columns every scoring table carries, as pandas writes them: a datetime
-    (Parquet TIMESTAMP(NANOS), pandas' default), a time-zone-aware one, a date and a decimal amount. They are ids,
-    carried through scoring unchanged (the same instants: Spark holds microseconds, see README)."""
+    (Parquet TIMESTAMP(NANOS), pandas' default), a time-zone-aware one, a date, a decimal amount (an id), and the
+    mean area as a decimal. The three time columns are left out by every trainer with a warning (not features; the
+    user does not exclude them here) and carried through scoring unchanged (the same instants: Spark holds
+    microseconds, see README); the decimal mean area is a number feature; the amount passes through as a decimal."""
     frame = no_strings_binary01()
     n = len(frame)
     times = pd.Timestamp("2024-03-30 22:15:00.123456") + pd.to_timedelta(np.arange(n) * 3_601_000_007, unit="us")
@@ -229,10 +231,11 @@ def time_columns() -> pd.DataFrame:
     frame.insert(2, "event_local", frame["event_time"].dt.tz_localize("UTC").dt.tz_convert("Europe/Berlin"))
     frame.insert(3, "day", [datetime.date(2023, 12, 31) + datetime.timedelta(days=i) for i in range(n)])
     frame.insert(4, "amount", [decimal.Decimal(i * 37 % 100_000) / 100 for i in range(n)])
+    frame["mean_area"] = [decimal.Decimal(f"{v:.2f}") for v in frame["mean_area"]]
     return frame
 
 
-TIME_IDS = ("row_id", "event_time", "event_local", "day", "amount")
+TIME_COLUMNS = ("event_time", "event_local", "day")
 
 SHAPES = [
     Shape("no_strings_binary01", no_strings_binary01, "target", ("row_id",), CLASSIFICATION),
@@ -295,8 +298,7 @@ SHAPES = [
         CLASSIFICATION,
         fmt="csv",
     ),
-    # The models are no_strings_binary01's (the time columns are not features): only scoring is new here.
-    Shape("time_columns", time_columns, "target", TIME_IDS, CLASSIFICATION, model_of="no_strings_binary01"),
+    Shape("time_columns", time_columns, "target", ("row_id", "amount"), CLASSIFICATION, left_out=TIME_COLUMNS),
 ]
 BY_ID = {shape.id: shape for shape in SHAPES}
 

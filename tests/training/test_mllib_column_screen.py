@@ -4,6 +4,8 @@ index (MLlib's own StringIndexerModel, so it saves, loads and converts like any 
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import logging
 
 import numpy as np
@@ -11,8 +13,10 @@ import pandas as pd
 import pytest
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import StringIndexerModel
+from pyspark.sql import functions as F
 
 from common.errors import UserInputError
+from training.column_kinds import decimals_as_doubles
 from training.mllib.category_cap import CappedStringIndexer
 from training.mllib.pipeline import MllibSpec, plan_features
 
@@ -81,3 +85,33 @@ def test_nothing_left_after_screening_is_refused_naming_what_was_left_out(spark)
     table = spark.createDataFrame([(f"id{i}", "same", i % 2) for i in range(60)], ["ref", "flag", "y"])
     with pytest.raises(UserInputError, match=r"no feature columns left after leaving out ref \(id-like.*flag \(one"):
         plan_features(table, MllibSpec("y", "classification", max_categories=10))
+
+
+def test_time_columns_are_left_out_by_type_and_decimals_become_doubles(spark, caplog):
+    frame = pd.DataFrame(
+        {
+            "event_time": pd.date_range("2024-03-30 22:00", periods=40, freq="h"),
+            "day": [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(40)],
+            "amount": [decimal.Decimal(i * 37 % 1000) / 100 for i in range(40)],
+            "x": np.linspace(0.0, 1.0, 40),
+            "y": [i % 2 for i in range(40)],
+        }
+    )
+    table = spark.createDataFrame(frame)
+    table = table.withColumn("zoned", F.col("event_time").cast("timestamp")).withColumn(
+        "event_time", F.col("event_time").cast("timestamp_ntz")
+    )
+    with caplog.at_level(logging.WARNING, logger="training.mllib.column_screen"):
+        plan = plan_features(table, MllibSpec("y", "classification"))
+    assert plan.raw_features == ["amount", "x"] and plan.numeric == ["amount", "x"]
+    assert plan.dropped == {
+        "event_time": "a time column (timestamp_ntz)",
+        "day": "a time column (date)",
+        "zoned": "a time column (timestamp)",
+    }
+    assert all(f"left out column {c!r}: a time column" in caplog.text for c in ("event_time", "day", "zoned"))
+    # Excluded by the user: neither left out nor said.
+    assert "day" not in plan_features(table, MllibSpec("y", "classification", exclude=("day",))).dropped
+    doubles = decimals_as_doubles(table, ["amount", "x"])
+    assert dict(doubles.dtypes)["amount"] == "double" and doubles.columns == table.columns
+    assert [r["amount"] for r in doubles.limit(3).collect()] == [0.0, 0.37, 0.74]

@@ -109,10 +109,14 @@ def test_single_class_unsupported_type_and_empty_data_are_named(spark, settings,
     pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "a"]}).to_parquet(one_class)
     with pytest.raises(UserInputError, match="label column 'y' has a single class"):
         run(spark, settings, TrainMllibParams(data=str(one_class), label="y", model_name="m"))
-    dated = tmp_path / "dated.parquet"
+    blobs = tmp_path / "blobs.parquet"
+    pd.DataFrame({"blob": [b"a", b"b"], "y": [0, 1]}).to_parquet(blobs)
+    with pytest.raises(UserInputError, match="feature column 'blob' has unsupported type binary"):
+        run(spark, settings, TrainMllibParams(data=str(blobs), label="y", model_name="m"))
+    dated = tmp_path / "dated.parquet"  # a time column is not a feature (left out): nothing is left
     when = pd.to_datetime(["2024-01-01", "2024-01-02"]).astype("datetime64[us]")
     pd.DataFrame({"when": when, "y": [0, 1]}).to_parquet(dated)
-    with pytest.raises(UserInputError, match="feature column 'when' has unsupported type timestamp"):
+    with pytest.raises(UserInputError, match=r"no feature columns left after leaving out when \(a time column"):
         run(spark, settings, TrainMllibParams(data=str(dated), label="y", model_name="m"))
     empty = tmp_path / "empty.parquet"
     pd.DataFrame({"x": pd.Series([], dtype=float), "y": pd.Series([], dtype=int)}).to_parquet(empty)

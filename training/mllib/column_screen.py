@@ -1,7 +1,10 @@
 """Which of a table's columns can be features at all, judged on the data before any fit: a column with one value
 for every row says nothing, and a string column whose values are nearly all distinct (a passenger's name, an order
 id) is an identifier, whose categories a tree would fit to the training rows and nothing else (the name on
-Titanic took held-out accuracy to 0.31). Both are left out with a warning naming them; the caller logs them.
+Titanic took held-out accuracy to 0.31). Both are left out with a warning naming them; the caller logs them. So
+is a time column (timestamp, with or without a time zone, or date): it says when a row happened, and a model given it
+learns the training period (training.column_kinds says why, for both paths). Decimal columns are numbers: the job
+reads them as doubles (training.column_kinds.decimals_as_doubles), as the scikit-learn path does.
 
 One aggregation over the table: row count, and per column its non-null count, approximate distinct count, min and
 max (min == max with no nulls is "one value for every row", exactly, whatever the type)."""
@@ -15,6 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from common.columns import col
+from training.column_kinds import TIME_HINT, spark_time_columns
 
 _logger = logging.getLogger(__name__)
 
@@ -40,7 +44,12 @@ def screen_columns(
 ) -> ColumnScreen:
     """`columns`: the candidate features; `strings`: those of them that would be categories. A string column is
     id-like when its distinct values are at least `id_like_ratio` of its non-null rows and more than the cap (a
-    column whose values all fit under the cap is a category whatever the table's size)."""
+    column whose values all fit under the cap is a category whatever the table's size). A time column is left out
+    by its type alone."""
+    times = {name: why for name, why in spark_time_columns(df).items() if name in columns}
+    for name, why in times.items():
+        _logger.warning("left out column %r: %s, not a feature; %s", name, why, TIME_HINT)
+    columns = [c for c in columns if c not in times]
     aggregates = [F.count(F.lit(1)).alias("__rows")]
     for i, name in enumerate(columns):
         c = col(name)
@@ -48,7 +57,7 @@ def screen_columns(
         if name in strings:
             aggregates.append(F.approx_count_distinct(c, rsd=0.02).alias(f"d{i}"))
     row = df.agg(*aggregates).first().asDict()
-    screen = ColumnScreen(n_rows=int(row["__rows"]))
+    screen = ColumnScreen(n_rows=int(row["__rows"]), dropped=dict(times))
     if screen.n_rows == 0:
         return screen  # nothing to judge: the empty table is refused as such later
     for i, name in enumerate(columns):
@@ -63,5 +72,7 @@ def screen_columns(
         if distinct > max_categories and distinct >= id_like_ratio * present:
             screen.dropped[name] = f"id-like: {distinct} distinct of {present} values"
     for name, why in screen.dropped.items():
+        if name in times:
+            continue
         _logger.warning("left out column %r: %s (not a feature; see id_like_ratio / exclude)", name, why)
     return screen

@@ -23,7 +23,9 @@ from common.datasets import load_spark_table
 from common.errors import UserInputError
 from training import plots
 from training.baseline import QUALITY_TAG
+from training.column_kinds import decimals_as_doubles
 from training.held_out import log_test_split
+from training.mllib.estimator_classes import check_classes
 from training.mllib.evaluation import evaluator_for, feature_importances, held_out_metrics, plot_sample
 from training.mllib.features import TitleAgeImputer
 from training.mllib.model import log_spark_model
@@ -79,7 +81,7 @@ def prepare_mllib(spark: SparkSession, data: str, spec: MllibSpec, test_fraction
     label = spec.label
     df, source = load_spark_table(spark, data)
     plan = plan_features(df, spec)
-    df = df.cache()
+    df = decimals_as_doubles(df, [*plan.numeric, label]).cache()
     rows_total = df.count()
     if rows_total == 0:
         raise UserInputError(f"data {data!r} has no rows")
@@ -97,8 +99,7 @@ def prepare_mllib(spark: SparkSession, data: str, spec: MllibSpec, test_fraction
     train, test = labeled.randomSplit([1.0 - test_fraction, test_fraction], seed=spec.seed)
     estimator_stage = pipeline.getStages()[-2 if label_classes is not None else -1]
     binary = spec.task == CLASSIFICATION and n_classes == 2
-    if spec.estimator == "gbt" and spec.task == CLASSIFICATION and not binary:
-        raise UserInputError(f"gbt classifies two classes; {label!r} has {n_classes}: use random_forest")
+    check_classes(spec, train, label_classes, n_classes)  # gbt: two; xgboost: every class among the training rows
     evaluator = evaluator_for(spec.task, label, binary, PREDICTION_INDEX if label_classes is not None else PREDICTION)
     return MllibJob(
         df, source, spec, plan, labeled, label_classes, n_classes, pipeline, estimator_stage, train, test, evaluator,

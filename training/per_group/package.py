@@ -61,11 +61,17 @@ def log_per_group_model(
             artifacts={ARTIFACT: str(folder)},
             signature=signature,
             input_example=example,
-            pip_requirements=pinned_requirements(),
+            # What every group model needs (XGBoost's package for XGBoost groups), read from the types skops trusts.
+            pip_requirements=pinned_requirements(_all_trusted_types(groups, fallback)),
             registered_model_name=registered_model_name,
             # In the MLmodel file, so a scorer can tell a routing model and its group column without loading it.
             metadata={"per_group": {"group_column": group, "groups": len(groups), "fallback": fallback is not None}},
         )
+
+
+def _all_trusted_types(groups: dict[str, dict], fallback: dict | None) -> list[str]:
+    entries = [*groups.values(), *([fallback] if fallback else [])]
+    return sorted({t for entry in entries for t in entry["trusted_types"]})
 
 
 def _write(folder: Path, name: str, blob: bytes, trusted_types: str) -> dict:
