@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from common.params import entry_point_name, parse_params
 
@@ -107,9 +107,3 @@ def spark_starter(spark):
 
     return spark if isinstance(spark, SparkStarter) else SparkStarter.of(spark)
 
-
-def run_spark_job(run: Callable[..., Any], params: Any, app_name: str) -> Any:
-    """The older form of EntryPoint(..., spark=EAGER_SPARK).main, kept while entry modules move to EntryPoint."""
-    result = EntryPoint(type(params), run, spark=EAGER_SPARK, app_name=app_name).call(params)
-    print(result.summary())
-    return result

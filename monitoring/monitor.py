@@ -12,7 +12,6 @@ metrics, plots and HTML report, and a status tag on each version (ok / drift: <c
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mlflow
@@ -21,8 +20,8 @@ from pyspark.sql import SparkSession
 from common.cli import run_cli
 from common.datasets import read_spark_table
 from common.errors import UserInputError
-from common.job import run_spark_job
-from common.params import param, parse_params
+from common.job import EAGER_SPARK, EntryPoint
+from common.params import param
 from common.registry_lookup import require_model
 from common.settings import Settings
 from common.tracking import tracked_run
@@ -162,8 +161,8 @@ def run(spark: SparkSession, settings: Settings, params: MonitorParams) -> Monit
         )
 
 
-def main(argv: Sequence[str] | None = None) -> MonitorResult:
-    return run_spark_job(run, parse_params(MonitorParams, argv), app_name="monitor")
+ENTRY_POINT = EntryPoint(MonitorParams, run, spark=EAGER_SPARK)
+main = ENTRY_POINT.main
 
 
 if __name__ == "__main__":

@@ -9,12 +9,13 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.cli import run_cli
 from common.errors import UserInputError
-from common.params import param, parse_params
+from common.job import EntryPoint
+from common.params import param
+from common.settings import Settings
 
 _logger = logging.getLogger(__name__)
 
@@ -50,14 +51,25 @@ def check(params: ServeParams) -> None:
         raise UserInputError("; ".join(problems))
 
 
-def serve(params: ServeParams) -> None:
+@dataclass(frozen=True)
+class ServeResult:
+    """What served until the server stopped (SIGTERM, Ctrl-C)."""
+
+    label: str
+    port: int
+
+    def summary(self) -> str:
+        return f"stopped serving {self.label} on port {self.port}"
+
+
+def run(settings: Settings, params: ServeParams) -> ServeResult:
     """Load and probe the model first (a bad URI or a version that does not load exits 2 before anything listens),
-    then serve until stopped."""
+    then serve until stopped. `settings` (the tracking store) are in this process's environment, where each worker
+    process reads them again."""
     # Imported here: each worker process starts by importing this module (multiprocessing's spawn), and uvicorn
     # kills a worker that does not answer its health check within `timeout_worker_healthcheck` of starting.
     import uvicorn
 
-    from common.tracking import job_settings
     from scoring.serving.app import SETTINGS_VARIABLE, build_app
     from scoring.serving.inference_log import InferenceLog
     from scoring.serving.metrics import fresh_multiprocess_folder
@@ -65,9 +77,7 @@ def serve(params: ServeParams) -> None:
     from scoring.serving.registry_webhook import SECRET_VARIABLE
     from scoring.serving.request_id import tag_log_lines
 
-    check(params)
     tag_log_lines()
-    job_settings()
     holder = ModelHolder.load(params.model_uri, params.reload_seconds)
     served = holder.current
     following = f", following {params.model_uri} every {params.reload_seconds:g} s" if holder.follows else ""
@@ -86,24 +96,27 @@ def serve(params: ServeParams) -> None:
             secret = os.environ.get(SECRET_VARIABLE) or None
             app = build_app(holder, max_body_bytes, log, params.drain_seconds, secret, params.batching)
             uvicorn.run(app, **options)
-            return
+            return ServeResult(served.label, params.port)
         # Each worker process loads the model itself (onnxruntime sessions and JVMs do not survive a fork).
         settings = {"model_uri": params.model_uri, "reload_seconds": params.reload_seconds, "log_dir": params.log_dir,
                     "drain_seconds": params.drain_seconds, "batching": params.batching,
                     # a registry webhook reaches one worker: it tells the others through this file
                     "registry_event_file": str(metrics_folder / "registry-event")}  # fmt: skip
         os.environ[SETTINGS_VARIABLE] = json.dumps(settings | {"max_body_bytes": max_body_bytes})
+        label = served.label
         del holder, served
         # A worker loads its model after it answers health checks; 60 s leaves room for a busy machine's imports.
         uvicorn.run("scoring.serving.app:app_from_environment", factory=True, workers=params.workers,
                     timeout_worker_healthcheck=60, **options)  # fmt: skip
+        return ServeResult(label, params.port)
     finally:
         shutil.rmtree(metrics_folder, ignore_errors=True)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(lambda args: serve(parse_params(ServeParams, args)), argv)
-
+# No Spark from the runner: an MLlib version without an ONNX export starts the local session it needs
+# (scoring.serving.prediction_backends.SparkBackend).
+ENTRY_POINT = EntryPoint(ServeParams, run, check=check)
+main = ENTRY_POINT.main
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

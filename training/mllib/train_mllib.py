@@ -7,20 +7,19 @@ optionally register it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from common.cli import run_cli
 from common.errors import UserInputError
-from common.job import run_spark_job
-from common.params import logged_params, param, parse_params
+from common.job import EAGER_SPARK, EntryPoint
+from common.params import logged_params, param
 from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
-from training.mllib.cross_validation import cross_validate
-from training.mllib.pipeline import ESTIMATORS, TREE_ESTIMATORS, MllibSpec
+from training.mllib.cross_validation import GRID_ESTIMATORS, cross_validate
+from training.mllib.pipeline import ESTIMATORS, MllibSpec
 from training.mllib.quality import say_verdict
 from training.mllib.steps import log_fitted_mllib, prepare_mllib
 from training.tasks import TASK_CHOICES, TrainResult
@@ -64,7 +63,7 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
     grid = p.grid_num_trees or p.grid_max_depth
     if grid and p.cv_folds < 2:
         raise UserInputError("a grid (grid_num_trees / grid_max_depth) needs cv_folds >= 2")
-    if grid and p.estimator not in TREE_ESTIMATORS:
+    if grid and p.estimator not in GRID_ESTIMATORS:
         raise UserInputError(f"grid_num_trees / grid_max_depth tune trees; estimator {p.estimator!r} has none")
 
     job = prepare_mllib(spark, p.data, p.spec(), p.test_fraction)
@@ -100,9 +99,8 @@ def run(spark: SparkSession, settings: Settings, params: TrainMllibParams) -> Tr
         )
 
 
-def main(argv: Sequence[str] | None = None) -> TrainResult:
-    params = parse_params(TrainMllibParams, argv)
-    return run_spark_job(run, params, app_name="train_mllib")
+ENTRY_POINT = EntryPoint(TrainMllibParams, run, spark=EAGER_SPARK)
+main = ENTRY_POINT.main
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mlflow
@@ -21,11 +20,12 @@ from common.cli import run_cli
 from common.columns import col
 from common.datasets import load_spark_table
 from common.errors import UserInputError
-from common.job import run_spark_job
-from common.params import logged_params, param, parse_params
+from common.job import EAGER_SPARK, EntryPoint
+from common.params import logged_params, param
 from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import log_dataset, log_new_params, spark_dataset, tracked_run
+from training.column_kinds import TIME_HINT, decimals_as_doubles, spark_time_columns
 from training.per_group.executor import TRAINED, GroupTrainingPlan
 from training.per_group.package import log_per_group_model
 from training.per_group.steps import (
@@ -116,9 +116,10 @@ def run(spark: SparkSession, settings: Settings, params: TrainPerGroupParams) ->
     if p.estimator not in ESTIMATORS:
         raise UserInputError(f"unknown estimator {p.estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
     df, source = load_spark_table(spark, p.data)
+    df, left_out = _leave_out_time_columns(df, p)
     features = check_columns(df, p.label, p.group, p.exclude)
 
-    df = df.select(*[col(c) for c in (p.group, *features, p.label)])
+    df = decimals_as_doubles(df.select(*[col(c) for c in (p.group, *features, p.label)]), [*features, p.label])
     rows_missing_group = df.filter(col(p.group).isNull()).count()
     resolved_task = resolve_task(df, p.label, p.task)
     build_estimator(p.estimator, resolved_task, p.hyperparams, p.seed)  # refuses bad hyperparameters here, once
@@ -132,7 +133,8 @@ def run(spark: SparkSession, settings: Settings, params: TrainPerGroupParams) ->
     with tracked_run(settings, run_name=f"train_per_group-{p.estimator}") as active:
         if rows_missing_group:
             _logger.warning("left out %d row(s) whose group %r is missing", rows_missing_group, p.group)
-        log_new_params({**logged_params(p), "resolved_task": resolved_task, "features": ",".join(features)})
+        dropped = {"dropped_columns": "; ".join(f"{c} ({why})" for c, why in left_out.items())} if left_out else {}
+        log_new_params({**logged_params(p), "resolved_task": resolved_task, "features": ",".join(features), **dropped})
         log_dataset(spark_dataset(df, p.data, source, p.label), context="training")
         record_training(p, spark)
         metrics = summary_metrics(table, resolved_task, rows_missing_group)
@@ -150,9 +152,18 @@ def run(spark: SparkSession, settings: Settings, params: TrainPerGroupParams) ->
         return PerGroupResult(active.info.run_id, info.model_uri, resolved_task, groups, metrics, p.model_name, version)
 
 
-def main(argv: Sequence[str] | None = None) -> PerGroupResult:
-    params = parse_params(TrainPerGroupParams, argv)  # a JSON mistake is reported before Spark starts
-    return run_spark_job(run, params, app_name="train_per_group")
+def _leave_out_time_columns(df, p: TrainPerGroupParams):
+    """Time columns are not features (training.column_kinds): left out with a warning, unless the user named them
+    (excluded, or as the group or label, which check_columns judges)."""
+    named = {p.group, p.label, *p.exclude}
+    left_out = {c: why for c, why in spark_time_columns(df).items() if c not in named}
+    for column, why in left_out.items():
+        _logger.warning("left out column %r: %s, not a feature; %s", column, why, TIME_HINT)
+    return df.drop(*left_out) if left_out else df, left_out
+
+
+ENTRY_POINT = EntryPoint(TrainPerGroupParams, run, spark=EAGER_SPARK)  # parameters (JSON too) checked before Spark
+main = ENTRY_POINT.main
 
 
 if __name__ == "__main__":

@@ -6,15 +6,15 @@ python -m training.sklearn.train_sklearn --data breast_cancer --estimator random
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from common.cli import run_cli
 from common.datasets import DEFAULT_LABEL, load_table
-from common.params import logged_params, param, parse_params
+from common.job import EntryPoint
+from common.params import logged_params, param
 from common.provenance import record_training
 from common.settings import Settings
-from common.tracking import job_settings, log_dataset, log_new_params, tracked_run
+from common.tracking import log_dataset, log_new_params, tracked_run
 from training.sklearn.estimators import (
     DEFAULT_ESTIMATOR,
     DEFAULT_MAX_CATEGORIES,
@@ -85,10 +85,8 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
         )
 
 
-def main(argv: Sequence[str] | None = None) -> TrainResult:
-    result = run(job_settings(), parse_params(TrainSklearnParams, argv))
-    print(result.summary())
-    return result
+ENTRY_POINT = EntryPoint(TrainSklearnParams, run)  # scikit-learn fits in this process: no Spark
+main = ENTRY_POINT.main
 
 
 if __name__ == "__main__":

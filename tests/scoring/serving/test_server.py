@@ -248,10 +248,11 @@ def test_the_serve_entry_point_answers_through_mlflow_run(store, tmp_path):
     ids=["unknown-model", "unknown-version", "artifacts-gone", "bad-port"],
 )
 def test_a_model_it_cannot_serve_exits_2_with_one_line_before_listening(store, capsys, uri, message):
+    from common.cli import run_cli
     from scoring.serving.serve import main
 
     with using_store(store), pytest.raises(SystemExit) as exited:
-        main(["--model-uri", uri, "--port", "70000" if "port" in message else str(_free_port())])
+        run_cli(main, ["--model-uri", uri, "--port", "70000" if "port" in message else str(_free_port())])
 
     assert exited.value.code == 2
     stderr = capsys.readouterr().err
