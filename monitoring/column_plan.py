@@ -4,15 +4,18 @@ table has and no baseline does, or one whose type no longer fits, is reported wi
 
 from __future__ import annotations
 
+import logging
+
 from pyspark.sql import DataFrame
 
-from common.profile import LABEL, NUMERIC, class_probability_column
+from common.profile import FEATURE, LABEL, NUMERIC, class_probability_column
 from monitoring.aggregation import ProfiledColumns
 from monitoring.baselines import Baseline
 from monitoring.inputs import PROBABILITY
 from monitoring.values import is_numeric_type, is_profiled_type
 
 MISSING, NOT_IN_BASELINE = "missing from the table", "not in the baseline"
+_logger = logging.getLogger(__name__)
 
 
 def plan_columns(
@@ -46,6 +49,13 @@ def plan_columns(
     for name in df.columns:
         if name not in kinds and name not in ignored and not name.startswith("__monitor_") and not _split(name, df):
             seen[name] = NOT_IN_BASELINE
+    features = [name for name, role in roles.items() if role == FEATURE]
+    if features and all(seen.get(name) == MISSING for name in features):
+        _logger.warning(
+            "the inference table has none of the model's features (%s): only predictions are monitored. Score with "
+            "keep_features=true (score_batch, score_stream), or use serve's inference log, to monitor feature drift",
+            ", ".join(features),
+        )
     return ProfiledColumns(tuple(numeric), tuple(categorical), roles), seen
 
 

@@ -78,15 +78,17 @@ def score_resolved(
     strategy: str = "auto",
     features_column: str | None = None,
     scored_at: datetime | None = None,
+    keep_features: bool = False,
 ) -> ScoredFrame:
-    """As score_dataframe, for a model already resolved; `scored_at` (default: now) goes on every row."""
+    """As score_dataframe, for a model already resolved; `scored_at` (default: now) goes on every row.
+    `keep_features`: the model's input columns go to the output too (an inference table `monitor` profiles)."""
     check_strategy(strategy)
     info = model_info(mlflow.get_tracking_uri(), resolved.load_uri)
     if features_column:
         names = require_named_signature(info.signature, resolved.label).inputs.input_names()
         df = expand_features_column(df, features_column, names)
     routed_by = group_column(info.metadata)
-    binding, planned = bind_and_plan(spark, df, resolved, info, keep=(routed_by,) if routed_by else ())
+    binding, planned = bind_and_plan(spark, df, resolved, info, keep=kept_inputs(info, keep_features))
     selected = binding.select(df)
     observation = size = batch_rows = None
     path = dataframe_strategy(strategy, resolved.label, spark_model=planned is None)
@@ -164,6 +166,16 @@ def refuse_output_clash(passthrough) -> None:
     clash = [c for c in OUTPUT_COLUMNS if c in passthrough]
     if clash:
         raise UserInputError(f"input already has column(s) {', '.join(clash)}, which scoring adds; rename them")
+
+
+def kept_inputs(info, keep_features: bool) -> tuple[str, ...]:
+    """The model inputs that also go to the output: every one with `keep_features`, else only a per-group model's
+    group column (it says which model scored each row)."""
+    signature = info.signature
+    if keep_features and signature is not None and signature.inputs.has_input_names():  # else binding refuses it
+        return tuple(signature.inputs.input_names())
+    routed_by = group_column(info.metadata)
+    return (routed_by,) if routed_by else ()
 
 
 def bind_and_plan(

@@ -74,6 +74,9 @@ class ScoreBatchParams:
         0,
         help="strategy files: rows per Spark task (0: rows / cores, 1M values at least; one slice: in the driver)",
     )
+    keep_features: bool = param(
+        False, help="also write the model's input columns beside each prediction: an inference table monitor profiles"
+    )
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def _files_job(sessions: SparkStarter, p: ScoreBatchParams, files, resolved: Res
     _fetch_model(resolved, info)
     session = None if in_driver else sessions.get()
     staged = StagedOutput(session, p.output, p.overwrite)
-    planned = plan_files(session, files, resolved, info, staged.staging_uri, p.slice_rows)
+    planned = plan_files(session, files, resolved, info, staged.staging_uri, p.slice_rows, p.keep_features)
     where = "in the driver" if in_driver else f"in {len(planned.slices)} Spark tasks"
     _logger.info("scoring path files: %d rows of %d file(s), %s", files.rows, len(files.paths), where)
     write = partial(run_files, session, planned)
@@ -177,7 +180,7 @@ def _spark_job(session: SparkSession, p: ScoreBatchParams, resolved: ResolvedMod
         check_microseconds(session, p.input)  # a nanosecond Spark cannot hold: refused now, in one line
     rows_in = df.count()
     _refuse_empty(rows_in, p.input)
-    scored = score_resolved(session, df, resolved, p.strategy, p.features_column)
+    scored = score_resolved(session, df, resolved, p.strategy, p.features_column, keep_features=p.keep_features)
     staged = StagedOutput(session, p.output, p.overwrite)
     return _Job(
         session,

@@ -26,7 +26,7 @@ from common.arrow_fs import filesystem_and_path
 from common.datasets import spark_format
 from common.errors import UserInputError
 from common.model_uri import ResolvedModel
-from scoring.batch.dataframe import SCORED_AT, SCORED_AT_ARROW_TYPE, bind_and_plan, scoring_time
+from scoring.batch.dataframe import SCORED_AT, SCORED_AT_ARROW_TYPE, bind_and_plan, kept_inputs, scoring_time
 from scoring.batch.plan import driver_model
 from scoring.batch.strategies import may_use, not_applicable, probability_type
 from scoring.files.column_types import output_type, spark_schema, uncarried_column
@@ -101,10 +101,12 @@ def plan_files(
     info: ModelInfo,
     staging: str,
     slice_rows: int | None = None,
+    keep_features: bool = False,
 ) -> FilesPlan:
     """Bind the first file's columns to the signature by name (the same checks and messages as every strategy),
-    plan the model once, and cut the slices."""
-    binding, planned = bind_and_plan(spark, _SchemaOnly(spark_schema(files.schema)), resolved, info)
+    plan the model once, and cut the slices. `keep_features`: the model's inputs are written beside predictions."""
+    schema = _SchemaOnly(spark_schema(files.schema))
+    binding, planned = bind_and_plan(spark, schema, resolved, info, keep=kept_inputs(info, keep_features))
     plan = planned.plan
     present = set(files.schema.names)
     passthrough_types = tuple(files.schema.field(name).type for name in binding.passthrough)

@@ -45,6 +45,7 @@ class StreamTarget:
     strategy: str
     output: str
     quarantine: str
+    keep_features: bool = False  # the model's inputs written beside each prediction (score_batch's keep_features)
 
 
 class BatchScorer:
@@ -134,7 +135,7 @@ class BatchScorer:
 
     def _commit_scored(self, batch_id: int, good: DataFrame, model: ResolvedModel, target) -> int:
         """Score, stage, rename into place; rows are counted while they are written (no second pass)."""
-        scored = score_resolved(self.spark, good, model, self.config.strategy)
+        scored = score_resolved(self.spark, good, model, self.config.strategy, keep_features=self.config.keep_features)
         counter = Observation(f"rows_scored_{batch_id}")
         frame = scored.frame.observe(counter, F.count(F.lit(1)).alias("rows"))
         staged = StagedOutput(self.spark, target.toString(), overwrite=False, hidden=True)

@@ -58,6 +58,9 @@ class ScoreStreamParams:
     )
     schema: str | None = param(None, help="the full input schema as DDL")
     strategy: str = param("auto", help=f"scoring path: {', '.join(STRATEGIES)}")
+    keep_features: bool = param(
+        False, help="also write the model's input columns beside each prediction: an inference table monitor profiles"
+    )
 
     @property
     def quarantine_folder(self) -> str:
@@ -115,7 +118,7 @@ def run(spark: SparkSession, settings: Settings, params: ScoreStreamParams) -> S
                 "carried_columns_from": carried_from,
             }
         )
-        target = StreamTarget(p.model_uri, p.format, p.strategy, p.output, p.quarantine_folder)
+        target = StreamTarget(p.model_uri, p.format, p.strategy, p.output, p.quarantine_folder, p.keep_features)
         scorer = BatchScorer(spark, target, stream, state, active.info.run_id)
         query = (
             spark.readStream.format("binaryFile")

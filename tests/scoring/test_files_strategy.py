@@ -256,3 +256,21 @@ def test_slices_by_default_are_one_per_core_unless_the_input_is_smaller_than_a_m
     pq.write_table(table, tmp_path / "input.parquet", row_group_size=rows // 4)
     cut = cut_slices(list_parquet_input(str(tmp_path / "input.parquet")), parallelism=2)
     assert [s.rows for s in cut] == [rows // slices] * slices
+
+
+@pytest.mark.parametrize("strategy", ["files", "arrow"])
+def test_keep_features_writes_the_model_inputs_beside_each_prediction(
+    spark, settings, production_model, strategy, tmp_path
+):
+    """The inference table monitor profiles: every feature the model took, with the row's own values."""
+    frame = scoring_frame()
+    source = _write_input(frame, tmp_path / "input")
+    params = ScoreBatchParams("models:/cancer/1", source, str(tmp_path / "out"), strategy=strategy, keep_features=True)
+    result = score_batch(spark, settings, params)
+
+    scored = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    features = frame.drop(columns=["row_id", "target"])
+    assert result.rows_out == len(frame) and set(features.columns) <= set(scored.columns)
+    np.testing.assert_allclose(scored[features.columns].to_numpy(float), features.to_numpy(float))
+    model = mlflow.sklearn.load_model("models:/cancer/1")
+    np.testing.assert_array_equal(scored["prediction"], model.predict(features))
