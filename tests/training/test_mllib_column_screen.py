@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.ml import PipelineModel
+from pyspark.ml.evaluation import RegressionEvaluator
 from pyspark.ml.feature import StringIndexerModel
 from pyspark.sql import functions as F
 
@@ -19,6 +20,7 @@ from common.errors import UserInputError
 from training.column_kinds import decimals_as_doubles
 from training.mllib.category_cap import CappedStringIndexer
 from training.mllib.pipeline import MllibSpec, plan_features
+from training.mllib.steps import prepare_mllib
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +117,26 @@ def test_time_columns_are_left_out_by_type_and_decimals_become_doubles(spark, ca
     doubles = decimals_as_doubles(table, ["amount", "x"])
     assert dict(doubles.dtypes)["amount"] == "double" and doubles.columns == table.columns
     assert [r["amount"] for r in doubles.limit(3).collect()] == [0.0, 0.37, 0.74]
+
+
+def test_a_column_of_201_well_populated_values_keeps_every_value_by_default(spark, tmp_path):
+    """Emissions per head by country and year, as on the benchmark's emissions table: 201 countries with tens of
+    rows each, none rare. Under the defaults every country is a category of its own, so the model can tell a heavy
+    emitter from a light one; a cap of 32 (the default once) sent 169 countries to the shared "other" index, the
+    heavy emitters among them, and held-out R² fell from 0.90 to 0.20 there, whichever the estimator."""
+    rng = np.random.default_rng(7)
+    level = rng.lognormal(0.0, 1.5, 201)  # heavy-tailed, as per-head emissions are
+    rows = [
+        (f"country_{c:03d}", float(year), level[c] * (1 + 0.02 * (year - 1990)) * rng.normal(1.0, 0.05))
+        for c in range(201)
+        for year in range(1995 - c % 10, 2010)  # 15 to 24 years a country: the most frequent are not the heaviest
+    ]
+    path = tmp_path / "emissions.parquet"
+    pd.DataFrame(rows, columns=["country", "year", "emissions"]).to_parquet(path)
+    job = prepare_mllib(spark, str(path), MllibSpec("emissions", "regression", num_trees=10), 0.2)
+    model = job.pipeline.fit(job.train)
+    indexer = model.stages[0]
+    assert isinstance(indexer, StringIndexerModel) and len(indexer.labels) == 201
+    predictions = model.transform(job.test)
+    r2 = RegressionEvaluator(labelCol="emissions", metricName="r2").evaluate(predictions)
+    assert r2 > 0.5  # 0.76 here; 0.12 with the 32-value cap
