@@ -106,3 +106,8 @@ def connect_spark(connect_settings):
     from common.spark import build_spark
 
     return build_spark(connect_settings, app_name="tests-connect")
+
+
+# The scoring tests' production model (a logistic regression on breast_cancer, 'cancer' v1 in Production), trained
+# once per test run and copied into each test's store: the strategies here score the model they score in classic mode.
+from tests.scoring.conftest import _production_store, production_model  # noqa: E402, F401

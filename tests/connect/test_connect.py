@@ -5,12 +5,16 @@ the SparkContext except common/spark_compat.py, which does the Connect-safe thin
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
+from scoring.batch.score_batch import ScoreBatchParams
+from scoring.batch.score_batch import run as score_batch
+from scoring.batch.strategies import BATCH_STRATEGIES
 from tests.helpers import REPO, scoring_frame
 
 PRODUCT_PACKAGES = ("common", "training", "scoring", "registry", "lifecycle", "monitoring")
@@ -58,3 +62,31 @@ def test_quickstart_main_through_connect_scores_what_the_model_predicts(connect_
     np.testing.assert_array_equal(scored["prediction"].to_numpy(), expected)
     for run_id in (result.run_id, result.training_run_id, result.scoring_run_id):
         assert client.get_run(run_id).data.tags["lifecycle.spark.connection"] == "connect"
+
+
+@pytest.mark.parametrize("strategy", BATCH_STRATEGIES)
+def test_score_batch_through_connect_with_each_strategy_predicts_what_the_model_predicts(
+    connect_spark, connect_settings, client, production_model, tmp_path, strategy
+):
+    """`files` (and `auto`, which takes it) in Spark tasks (slices of 200 rows), not in the driver: through Connect
+    those tasks are a range mapped in pandas, the classic path an RDD."""
+    frame = scoring_frame()
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    params = ScoreBatchParams(
+        "models:/cancer/production", str(tmp_path / "in.parquet"), str(tmp_path / "out"), strategy=strategy
+    )
+    result = score_batch(connect_spark, connect_settings, replace(params, slice_rows=200))
+
+    assert (result.rows_in, result.rows_out) == (569, 569)
+    run = client.get_run(result.run_id)
+    assert run.data.params["scoring_path"] == ("files" if strategy == "auto" else strategy)
+    assert run.data.tags["lifecycle.spark.connection"] == "connect"
+    out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    assert out["row_id"].tolist() == list(range(569))
+    model = mlflow.sklearn.load_model("models:/cancer/1")
+    features = frame.drop(columns=["row_id", "target"])
+    np.testing.assert_array_equal(out["prediction"], model.predict(features))
+    if strategy == "spark_udf":  # MLflow's udf calls predict only, in classic mode too
+        assert out["probability"].isna().all()
+    else:
+        np.testing.assert_allclose(out["probability"], model.predict_proba(features)[:, 1], rtol=1e-12)
