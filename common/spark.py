@@ -58,7 +58,7 @@ def _build_connect(settings: Settings, app_name: str) -> SparkSession:
     """A Connect session: no JVM here (so no Java check). Only session settings are set (the master and memory
     belong to the server). The project's packages always travel as artifacts: the server shares no path with
     this process."""
-    spark = SparkSession.builder.remote(settings.spark_remote).appName(app_name).getOrCreate()
+    spark = spark_compat.connect_session(settings.spark_remote, app_name)
     spark.conf.set("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     ship_project_packages(spark)

@@ -22,6 +22,19 @@ def is_connect(spark) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
+def connect_session(url: str, app_name: str):
+    """A Spark Connect session to `url` (sc://host:port), also in a process that already runs a classic session
+    (pyspark's generic builder refuses that with SESSION_ALREADY_EXIST; its Connect builder does not). pyspark's
+    functions and pyspark.ml build Connect plans while SPARK_CONNECT_MODE_ENABLED is set, as the generic builder
+    sets it."""
+    import os
+
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    return ConnectSession.builder.remote(url).appName(app_name).getOrCreate()
+
+
 def connection_mode(spark) -> str:
     return CONNECT if is_connect(spark) else CLASSIC
 

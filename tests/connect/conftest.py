@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -98,6 +99,17 @@ def connect_settings(settings, connect_server, monkeypatch):
     monkeypatch.setenv("SPARK_REMOTE", connect_server)
     yield replace(settings, spark_remote=connect_server)
     os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+
+
+@contextmanager
+def classic_mode():
+    """Inside a Connect test, a stretch of classic pyspark (the `spark` fixture's session): what classic mode gives
+    for the same model, to compare row by row. Connect again afterwards."""
+    saved = {key: os.environ.pop(key, None) for key in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")}
+    try:
+        yield
+    finally:
+        os.environ.update({key: value for key, value in saved.items() if value is not None})
 
 
 @pytest.fixture
