@@ -18,6 +18,7 @@ import yaml
 from mlflow.exceptions import ExecutionException
 
 from common.errors import UserInputError
+from common.spark_compat import CLASSIC, CONNECT
 from lifecycle.training_record import TrainingRecord
 
 _logger = logging.getLogger(__name__)
@@ -68,14 +69,15 @@ def replay(
     the model to register the result under)."""
     parameters = replay_parameters(project, record) | (overrides or {})
     spark = record.spark_settings
-    overrides = {
+    environment = {
         # The entry point's command says `python`: this interpreter, whatever PATH the caller had.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "SPARK_MASTER": spark.get("master"),
         "SPARK_SHUFFLE_PARTITIONS": str(spark["shuffle_partitions"]) if "shuffle_partitions" in spark else None,
     }
     _logger.info("replaying %s of run %s at %s with %s", record.entry_point, record.run_id, record.commit, parameters)
-    with _environment(overrides):
+    removed = left_out_of_replay(record)
+    with _environment(environment, removed):
         try:
             submitted = mlflow.projects.run(
                 str(project),
@@ -90,15 +92,32 @@ def replay(
     return submitted.run_id, parameters
 
 
+def left_out_of_replay(record: TrainingRecord) -> tuple[str, ...]:
+    """The variables the replay's process does not see, so it runs in the connection mode the run trained in: a
+    classic run replays in a JVM of its own even where SPARK_REMOTE is set (through a server, its recorded master
+    and partitions would not be the ones used); a Connect run replays through the server SPARK_REMOTE names
+    (reproduce refuses first when none is named)."""
+    remote = os.environ.get("SPARK_REMOTE")
+    if record.connection == CLASSIC and remote:
+        _logger.info("run %s trained in classic mode: replayed in classic mode, SPARK_REMOTE left out", record.run_id)
+        return ("SPARK_REMOTE",)
+    if record.connection == CONNECT:
+        _logger.info("run %s trained through Spark Connect: replayed through %s", record.run_id, remote)
+    return ()
+
+
 def _unquoted(value: str) -> str:
     words = shlex.split(value)
     return words[0] if len(words) == 1 else value
 
 
 @contextmanager
-def _environment(overrides: dict[str, str | None]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in overrides}
+def _environment(overrides: dict[str, str | None], removed: tuple[str, ...] = ()) -> Iterator[None]:
+    """`overrides` set (a None value leaves the variable as it is) and `removed` unset, all restored afterwards."""
+    saved = {key: os.environ.get(key) for key in (*overrides, *removed)}
     os.environ.update({key: value for key, value in overrides.items() if value is not None})
+    for key in removed:
+        os.environ.pop(key, None)
     try:
         yield
     finally:

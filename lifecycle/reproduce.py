@@ -26,10 +26,19 @@ from common.params import param
 from common.provenance import EXACT_TAG, REPRODUCTION_RUN_TAG, REPRODUCTION_VERDICT_TAG
 from common.settings import Settings
 from common.spark import SparkStarter
+from common.spark_compat import CONNECT
 from common.tracking import PROJECT_ROOT, tracked_run
 from lifecycle.comparison import NOT_REPRODUCED, Comparison, compare_predictions, compare_runs
 from lifecycle.replay import replay, worktree
-from lifecycle.training_record import TrainingRecord, check_commit, check_data, check_environment, read_record
+from lifecycle.training_record import (
+    TrainingRecord,
+    check_commit,
+    check_connection,
+    check_data,
+    check_environment,
+    check_server_version,
+    read_record,
+)
 from training.held_out import TEST_SPLIT, logged_test_split
 
 _logger = logging.getLogger(__name__)
@@ -54,9 +63,10 @@ class ReproductionResult:
 
     def summary(self) -> str:
         c = self.comparison
+        through = ", through Spark Connect" if self.record.connection == CONNECT else ""
         lines = [
-            f"{self.model.label} (run {self.record.run_id}, {self.record.entry_point} at {self.record.commit[:12]}): "
-            f"{self.verdict}",
+            f"{self.model.label} (run {self.record.run_id}, {self.record.entry_point} at {self.record.commit[:12]}"
+            f"{through}): {self.verdict}",
             f"replay run {self.replay_run_id}: {len(c.metrics)} metrics compared (largest difference "
             f"{c.max_metric_difference:g}), {c.rows} test rows predicted (largest difference "
             f"{c.max_prediction_difference:g})",
@@ -80,10 +90,13 @@ def run(spark: SparkSession | SparkStarter, settings: Settings, params: Reproduc
     check_data(record)
     check_environment(record)
     check_commit(PROJECT_ROOT, record)
+    check_connection(record, settings.spark_remote)
     test_rows = _test_split(record.run_id)
     if not record.exact:
         _logger.warning("run %s recorded that a rerun differs (%s)", record.run_id, record.run.data.tags[EXACT_TAG])
     spark = spark_starter(spark)
+    if record.connection == CONNECT:  # a Connect session starts no JVM here: asking the server costs a round trip
+        check_server_version(record, spark.get())
 
     with tracked_run(settings, run_name=f"reproduce-{record.entry_point}") as active:
         mlflow.set_tags(_link_tags(record, model, active.info.experiment_id))

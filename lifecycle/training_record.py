@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from common.errors import UserInputError
 from common.provenance import (
+    CONNECTION_TAGS,
     DATA_SHA256_TAG,
     DATA_SOURCE_TAG,
     ENTRY_POINT_TAG,
@@ -28,6 +29,7 @@ from common.provenance import (
     data_fingerprint,
 )
 from common.registry_lookup import is_not_found
+from common.spark_compat import CLASSIC, CONNECT
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,19 @@ class TrainingRecord:
     @property
     def spark_settings(self) -> dict:
         return self.environment.get("spark_settings", {})
+
+    @property
+    def connection(self) -> str | None:
+        """How the run reached Spark: classic or connect; None when it used no Spark (every run is tagged with the
+        mode it was started in, a scikit-learn job too). A Spark run from before the tag existed was classic."""
+        if not self.spark_settings:
+            return None
+        return self.run.data.tags.get(CONNECTION_TAGS["mode"], CLASSIC)
+
+    @property
+    def server_version(self) -> str | None:
+        """The Spark version of the side that ran the job (the Connect server's, under Connect)."""
+        return self.run.data.tags.get(CONNECTION_TAGS["spark_version"])
 
 
 def read_record(client: mlflow.MlflowClient, run_id: str) -> TrainingRecord:
@@ -145,3 +160,25 @@ def environment_differences(recorded: dict, current: dict) -> list[str]:
         if installed.get(package) != version:
             differences.append(f"{package} {version} recorded, {installed.get(package) or 'not'} installed")
     return differences
+
+
+def check_connection(record: TrainingRecord, spark_remote: str | None) -> None:
+    """A run trained through Spark Connect is replayed through Connect: SPARK_REMOTE must name a server (which
+    one is the user's to say; the record holds its Spark version, not its address)."""
+    if record.connection == CONNECT and not spark_remote:
+        raise UserInputError(
+            f"run {record.run_id} trained through Spark Connect (server Spark {record.server_version or 'unknown'}): "
+            "set SPARK_REMOTE=sc://host:port to a Spark Connect server to replay it there"
+        )
+
+
+def check_server_version(record: TrainingRecord, spark) -> None:
+    """Through Connect the server runs the job: its Spark version must be the recorded one (the client's pyspark
+    is held to the record with the other packages)."""
+    if record.connection != CONNECT or not record.server_version or spark is None:
+        return
+    if spark.version != record.server_version:
+        raise UserInputError(
+            f"run {record.run_id} trained on a Spark Connect server running Spark {record.server_version}; the "
+            f"server at SPARK_REMOTE runs Spark {spark.version}"
+        )
