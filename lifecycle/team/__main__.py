@@ -27,7 +27,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.action == "start":
             stack.start()
             print(f"Team stack up: MLflow UI {stack.server.url}, Spark master {stack.spark.master_url} "
-                  f"(UI http://{stack.config.host}:{stack.config.spark_ui_port}).")  # fmt: skip
+                  f"(UI http://{stack.config.host}:{stack.config.spark_ui_port}), Spark Connect "
+                  f"{stack.connect.url}.")  # fmt: skip
             print(f"Point a shell at it with `source {stack.env_path}`, which holds:\n")
             print(stack.env_path.read_text())
         elif args.action == "stop":
@@ -36,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             if stack.directory.exists():
                 print(f"Data kept in {stack.directory}; `make team` starts it again.")
         else:
-            for name, part in (("PostgreSQL", stack.postgres), ("mlflow server", stack.server), ("Spark", stack.spark)):
+            parts = (("PostgreSQL", stack.postgres), ("mlflow server", stack.server), ("Spark", stack.spark),
+                     ("Spark Connect", stack.connect))  # fmt: skip
+            for name, part in parts:
                 print(f"{name}: {'running' if part.is_running() else 'stopped'}")
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -17,12 +17,18 @@ class StackError(Exception):
     """A part of the stack could not be started or stopped; the message says which and where its log is."""
 
 
-def start_daemon(command: Sequence[str], log_path: Path, pid_path: Path, env: Mapping[str, str] | None = None) -> int:
+def start_daemon(
+    command: Sequence[str],
+    log_path: Path,
+    pid_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             list(command), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,
+            start_new_session=True, cwd=cwd,
         )  # fmt: skip
     pid_path.write_text(str(process.pid))
     return process.pid

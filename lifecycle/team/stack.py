@@ -13,6 +13,7 @@ from pathlib import Path
 from lifecycle.team.postgres import Postgres
 from lifecycle.team.processes import StackError, port_is_free
 from lifecycle.team.secrets import write_private
+from lifecycle.team.spark_connect import SparkConnectServer
 from lifecycle.team.spark_standalone import SparkStandalone
 from lifecycle.team.tracking_server import ADMIN_USER, AUTH_DATABASE, TRACKING_DATABASE, TrackingServer
 
@@ -28,6 +29,7 @@ class StackConfig:
     spark_port: int = 7077
     spark_ui_port: int = 8080
     worker_ui_port: int = 8081
+    connect_port: int = 15002  # the Spark Connect server's (Spark's own default)
     worker_cores: int = os.cpu_count() or 2
     worker_memory: str = "2g"
     mlflow_workers: int = 2
@@ -44,6 +46,8 @@ class TeamStack:
         self.server = TrackingServer(self.directory / "mlflow", config.host, config.mlflow_port, config.mlflow_workers)
         self.spark = SparkStandalone(self.directory / "spark", config.host, config.spark_port, config.spark_ui_port,
                                      config.worker_ui_port, config.worker_cores, config.worker_memory)  # fmt: skip
+        self.connect = SparkConnectServer(self.directory / "spark-connect", config.host, config.connect_port,
+                                          self.spark.master_url)  # fmt: skip
 
     @classmethod
     def at(cls, directory: Path, **overrides) -> TeamStack:
@@ -64,12 +68,15 @@ class TeamStack:
         self.postgres.start(databases=(TRACKING_DATABASE, AUTH_DATABASE))
         self.server.start(self.postgres)
         self.spark.start()
+        self.connect.start()
         write_private(self.env_path, self.env_text())
 
     def stop(self) -> list[str]:
         """Stop every part that runs, the clients' side first; the data stays for the next start."""
         stopped = []
-        for name, part in (("Spark", self.spark), ("mlflow server", self.server), ("PostgreSQL", self.postgres)):
+        parts = (("Spark Connect", self.connect), ("Spark", self.spark), ("mlflow server", self.server),
+                 ("PostgreSQL", self.postgres))  # fmt: skip
+        for name, part in parts:
             if part.stop():
                 stopped.append(name)
         return stopped
@@ -96,6 +103,9 @@ class TeamStack:
             else:
                 value = shlex.quote(value)
             lines.append(f"export {key}={value}")
+        lines.append("# Through Spark Connect instead of SPARK_MASTER (a thin client; the driver runs in the stack's")
+        lines.append("# Connect server, on the same cluster): uncomment the next line. SPARK_MASTER is then not used.")
+        lines.append(f"# export SPARK_REMOTE={shlex.quote(self.connect.url)}")
         return "\n".join(lines) + "\n"
 
     def _check_ports_free(self) -> None:
@@ -106,6 +116,7 @@ class TeamStack:
             "spark_port": self.spark.is_running(),
             "spark_ui_port": self.spark.is_running(),
             "worker_ui_port": self.spark.is_running(),
+            "connect_port": self.connect.is_running(),
         }
         taken = [
             f"{name.removesuffix('_port').replace('_', ' ')} port {port}"

@@ -43,7 +43,9 @@ def test_a_second_start_leaves_the_running_stack_as_it_is(team):
     assert {p: p.read_text() for p in pids} == pids
     status = subprocess.run([sys.executable, "-m", "lifecycle.team", "status", "--dir", str(team.directory)],
                             cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert status.stdout.splitlines() == ["PostgreSQL: running", "mlflow server: running", "Spark: running"]
+    assert status.stdout.splitlines() == [
+        "PostgreSQL: running", "mlflow server: running", "Spark: running", "Spark Connect: running"
+    ]  # fmt: skip
 
 
 def test_a_port_in_use_stops_the_start_before_anything_starts(tmp_path):
