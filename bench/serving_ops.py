@@ -31,8 +31,9 @@ from bench._common import print_table, workdir
 from bench.http_load import LoadResult, percentile, run_load
 from bench.serving import JSON, ModelSpec, Servers, single_row_bodies, train, wait_ready
 from bench.serving_drain import describe, drain_and_restart
-from bench.serving_swaps import DEFAULT_RELOAD_SECONDS, measure, report, team_registry
+from bench.serving_swaps import DEFAULT_RELOAD_SECONDS, measure, report
 from lifecycle.team.processes import StackError
+from lifecycle.team.registry_only import team_registry
 
 GBM = ModelSpec("gbm", "train_sklearn", "breast_cancer", "target",
                 {"estimator": "gradient_boosting", "hyperparams": '{"n_estimators": 100}'})  # fmt: skip

@@ -20,7 +20,6 @@ Goal: <= 2 s p50 with the webhook.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -29,8 +28,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -38,9 +35,8 @@ import mlflow
 from bench._common import print_table
 from bench.http_load import percentile
 from bench.serving import Server, Servers, wait_ready
-from lifecycle.team.postgres import Postgres
 from lifecycle.team.processes import free_port
-from lifecycle.team.tracking_server import ADMIN_USER, AUTH_DATABASE, TRACKING_DATABASE, TrackingServer
+from lifecycle.team.registry_only import TeamRegistry, team_registry
 
 MODEL, ALIAS = "swaps", "production"
 BODY = json.dumps({"dataframe_split": {"columns": ["x"], "data": [[1.5]]}}).encode()
@@ -48,29 +44,6 @@ SECRET = "bench-serving-swaps"
 PROBE_SECONDS = 0.02
 GIVE_UP_SECONDS = 120.0
 DEFAULT_RELOAD_SECONDS = 10.0  # serve's own default
-
-
-@dataclass(frozen=True)
-class TeamRegistry:
-    server: TrackingServer
-    env: dict[str, str]  # what a client or a scoring server needs to use it as the admin
-
-
-@contextlib.contextmanager
-def team_registry(root: Path) -> Iterator[TeamRegistry]:
-    """The team stack's PostgreSQL and `mlflow server` in `root`, stopped when the block ends."""
-    root.chmod(0o711)  # PostgreSQL's own account passes through to its data
-    postgres = Postgres(root / "postgres", "127.0.0.1", free_port())
-    server = TrackingServer(root / "mlflow", "127.0.0.1", free_port())
-    try:
-        postgres.start(databases=(TRACKING_DATABASE, AUTH_DATABASE))
-        server.start(postgres)
-        env = {"MLFLOW_TRACKING_URI": server.url, "MLFLOW_TRACKING_USERNAME": ADMIN_USER,
-               "MLFLOW_TRACKING_PASSWORD": server.admin_password_path.read_text().strip()}  # fmt: skip
-        yield TeamRegistry(server, env)
-    finally:
-        server.stop()
-        postgres.stop()
 
 
 def register_versions(count: int) -> list[str]:

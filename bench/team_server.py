@@ -21,9 +21,7 @@ from pathlib import Path
 import mlflow
 
 from bench._common import print_table
-from lifecycle.team.postgres import Postgres
-from lifecycle.team.processes import free_port
-from lifecycle.team.tracking_server import ADMIN_USER, AUTH_DATABASE, TRACKING_DATABASE, TrackingServer
+from lifecycle.team.registry_only import team_registry
 
 METRICS = ("loss", "accuracy", "f1", "auc")
 BATCH = 50
@@ -127,39 +125,36 @@ def main() -> None:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-team-"))
-    root.chmod(0o711)  # PostgreSQL's own account passes through to its data
-    postgres = Postgres(root / "postgres", "127.0.0.1", free_port())
-    server = TrackingServer(root / "mlflow", "127.0.0.1", free_port())
     try:
-        postgres.start(databases=(TRACKING_DATABASE, AUTH_DATABASE))
-        server.start(postgres)
-        os.environ.update(MLFLOW_TRACKING_USERNAME=ADMIN_USER,
-                          MLFLOW_TRACKING_PASSWORD=server.admin_password_path.read_text().strip())  # fmt: skip
-        sqlite = f"sqlite:///{root / 'local.db'}"
-        mlflow.MlflowClient(sqlite).search_experiments()  # migrate before the writers race to
-        with multiprocessing.get_context("spawn").Pool(args.writers) as pool:
-            rows, failures = [], {}
-            for store, uri in (("team server (PostgreSQL, basic-auth)", server.url), ("local SQLite file", sqlite)):
-                row, errors = concurrent_logging(pool, uri, args.writers, args.steps)
-                rows.append([store, *row])
-                failures[store] = errors
-            rows.append(["server / SQLite (writes/s)", "", "", "", "", "", f"{rows[0][-1] / rows[1][-1]:.2f}x"])
-            print_table(f"Concurrent logging: {args.writers} writer processes, each 10 params, "
-                        f"{len(METRICS)} metrics x {args.steps} steps, 1 artifact",
-                        ["store", "writers", "ok", "errors", "lost writes", "seconds", "writes/s"], rows)  # fmt: skip
-            for store, errors in failures.items():
-                for error in sorted(set(errors)):
-                    print(f"  {store}: {errors.count(error)} x {error}")
-
-            versions = register_versions(server.url, args.writers)
-            rounds = [promotion_round(pool, server.url, versions) for _ in range(args.rounds)]
-        print_table(f"Concurrent promotions on the team server: {len(versions)} at once, {args.rounds} rounds",
-                    ["round", "Production versions after", "promotions that won", "seconds"],
-                    [[i + 1, *r] for i, r in enumerate(rounds)])  # fmt: skip
+        with team_registry(root) as registry:
+            _measure(args, root, registry.server.url, registry.env)
     finally:
-        server.stop()
-        postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _measure(args, root: Path, server_url: str, admin_env: dict[str, str]) -> None:
+    os.environ.update({k: v for k, v in admin_env.items() if k != "MLFLOW_TRACKING_URI"})
+    sqlite = f"sqlite:///{root / 'local.db'}"
+    mlflow.MlflowClient(sqlite).search_experiments()  # migrate before the writers race to
+    with multiprocessing.get_context("spawn").Pool(args.writers) as pool:
+        rows, failures = [], {}
+        for store, uri in (("team server (PostgreSQL, basic-auth)", server_url), ("local SQLite file", sqlite)):
+            row, errors = concurrent_logging(pool, uri, args.writers, args.steps)
+            rows.append([store, *row])
+            failures[store] = errors
+        rows.append(["server / SQLite (writes/s)", "", "", "", "", "", f"{rows[0][-1] / rows[1][-1]:.2f}x"])
+        print_table(f"Concurrent logging: {args.writers} writer processes, each 10 params, "
+                    f"{len(METRICS)} metrics x {args.steps} steps, 1 artifact",
+                    ["store", "writers", "ok", "errors", "lost writes", "seconds", "writes/s"], rows)  # fmt: skip
+        for store, errors in failures.items():
+            for error in sorted(set(errors)):
+                print(f"  {store}: {errors.count(error)} x {error}")
+
+        versions = register_versions(server_url, args.writers)
+        rounds = [promotion_round(pool, server_url, versions) for _ in range(args.rounds)]
+    print_table(f"Concurrent promotions on the team server: {len(versions)} at once, {args.rounds} rounds",
+                ["round", "Production versions after", "promotions that won", "seconds"],
+                [[i + 1, *r] for i, r in enumerate(rounds)])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from lifecycle.team.postgres import Postgres, find_binaries
+from lifecycle.team.postgres import find_binaries
 from lifecycle.team.processes import free_port
+from lifecycle.team.registry_only import team_registry
 from lifecycle.team.system_packages import can_install
-from lifecycle.team.tracking_server import ADMIN_USER, AUTH_DATABASE, TRACKING_DATABASE, TrackingServer
 from tests.helpers import REPO, job_env
 from training.sklearn.model import log_sklearn_model
 
@@ -34,24 +34,17 @@ BODY = json.dumps({"dataframe_split": {"columns": ["x"], "data": [[1.5]]}}).enco
 
 
 @pytest.fixture(scope="module")
-def team_registry():
-    """(server, the admin's environment): PostgreSQL and the tracking server in a directory PostgreSQL's own
-    account can pass through (so not pytest's private tmp_path)."""
+def registry():
+    """PostgreSQL and the team stack's tracking server (lifecycle.team.registry_only), in a
+    directory PostgreSQL's own account can pass through (so not pytest's private tmp_path)."""
     if find_binaries() is None and not can_install():
         pytest.skip("PostgreSQL's server is not installed and this user cannot install it: "
                     "install the Debian package `postgresql`")  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix="serve-webhook-"))
-    root.chmod(0o711)
-    postgres = Postgres(root / "postgres", "127.0.0.1", free_port())
-    server = TrackingServer(root / "mlflow", "127.0.0.1", free_port())
     try:
-        postgres.start(databases=(TRACKING_DATABASE, AUTH_DATABASE))
-        server.start(postgres)
-        password = server.admin_password_path.read_text().strip()
-        yield server, {"MLFLOW_TRACKING_USERNAME": ADMIN_USER, "MLFLOW_TRACKING_PASSWORD": password}
+        with team_registry(root) as started:
+            yield started
     finally:
-        server.stop()
-        postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -75,13 +68,10 @@ def _wait_for_version(process: subprocess.Popen, base: str, version: str, log: P
 
 
 @pytest.mark.e2e
-def test_a_signed_webhook_from_the_team_server_makes_serve_answer_with_the_new_version(
-    team_registry, tmp_path, monkeypatch
-):
-    server, credentials = team_registry
-    for key, value in credentials.items():
+def test_a_signed_webhook_from_the_team_server_makes_serve_answer_with_the_new_version(registry, tmp_path, monkeypatch):
+    for key, value in registry.env.items():
         monkeypatch.setenv(key, value)
-    mlflow.set_tracking_uri(server.url)
+    mlflow.set_tracking_uri(registry.server.url)
     client = mlflow.MlflowClient()
     mlflow.set_experiment("serve-webhook")
     X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
@@ -95,7 +85,7 @@ def test_a_signed_webhook_from_the_team_server_makes_serve_answer_with_the_new_v
                           events=["model_version_alias.created"], secret=SECRET)  # fmt: skip
     client.set_registered_model_alias(MODEL, "production", first.registered_model_version)
     log = tmp_path / "serve.log"
-    env = job_env(server.url, credentials | {"SERVE_WEBHOOK_SECRET": SECRET})
+    env = job_env(registry.server.url, registry.env | {"SERVE_WEBHOOK_SECRET": SECRET})
     command = [sys.executable, "-m", "scoring.serving.serve", "--model-uri", f"models:/{MODEL}@production",
                "--port", str(port), "--reload-seconds", "3600"]  # fmt: skip
     with open(log, "wb") as out:
