@@ -22,7 +22,7 @@ from common.errors import UserInputError
 from training.mllib.category_cap import CappedStringIndexer
 from training.mllib.column_screen import screen_columns
 from training.mllib.features import TitleAgeImputer
-from training.mllib.tree_sizes import sized_trees
+from training.mllib.tree_sizes import FOREST_FEATURES, sized_trees
 from training.mllib.xgboost_stage import build_xgboost, check_hyperparameters
 from training.tasks import CLASSIFICATION, REGRESSION
 
@@ -226,7 +226,7 @@ def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int, n_
         num_trees, max_depth = sized_trees(spec.estimator, n_rows, spec.num_trees, spec.max_depth)
         estimator.setMaxDepth(max_depth).setSeed(spec.seed).setMaxBins(max(_MIN_BINS, max_categories))
         if spec.estimator == "random_forest":
-            estimator.setNumTrees(num_trees)
+            estimator.setNumTrees(num_trees).setFeatureSubsetStrategy(FOREST_FEATURES)
         else:
             estimator.setMaxIter(num_trees)
     return estimator
