@@ -35,6 +35,10 @@ class ArrowFS:
         else:  # what the URI had before the path: s3:// or hdfs://host:port
             self._prefix = root[: len(root.rstrip("/")) - len(self.root)]
 
+    def path(self, *parts: str) -> str:
+        """`root/part/...`."""
+        return posixpath.join(self.root, *parts)
+
     def sibling(self, path: str, name: str) -> str:
         return posixpath.join(posixpath.dirname(path), name)
 
@@ -60,3 +64,41 @@ class ArrowFS:
             self._fs.delete_dir(path)
         elif kind != pafs.FileType.NotFound:
             self._fs.delete_file(path)
+
+    def mkdirs(self, path: str) -> None:
+        self._fs.create_dir(path, recursive=True)
+
+    def children(self, path: str) -> list[str]:
+        return [info.path for info in self._infos(path)]
+
+    def listing(self, path: str) -> list[tuple[str, str, int]]:
+        """(name, URI, modification time in ms) of each entry in a folder; none when it does not exist."""
+        return [(info.base_name, self.uri(info.path), int(info.mtime_ns // 1_000_000)) for info in self._infos(path)]
+
+    def _infos(self, path: str) -> list:
+        if not self.exists(path):
+            return []
+        return self._fs.get_file_info(pafs.FileSelector(path))
+
+    def read_text(self, path: str) -> str | None:
+        if not self.exists(path):
+            return None
+        with self._fs.open_input_stream(path) as stream:
+            return stream.read().decode("utf-8")
+
+    def write_text_atomically(self, path: str, text: str) -> None:
+        """Write beside `path`, then rename: a reader sees the old content or the new, never half of it."""
+        temporary = self.sibling(path, f".{self.name(path)}.tmp")
+        self.mkdirs(posixpath.dirname(path))
+        with self._fs.open_output_stream(temporary) as stream:
+            stream.write(text.encode("utf-8"))
+        self.delete(path)
+        if not self.rename(temporary, path):
+            raise OSError(f"could not write {self.uri(path)}")
+
+    def copy_into(self, source: str, folder: str) -> None:
+        """Copy the file at URI `source` (any file system pyarrow reaches) into `folder`, keeping its name."""
+        source_fs, source_path = filesystem_and_path(source)
+        self.mkdirs(folder)
+        target = posixpath.join(folder, posixpath.basename(source_path))
+        pafs.copy_files(source_path, target, source_filesystem=source_fs, destination_filesystem=self._fs)

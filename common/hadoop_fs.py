@@ -55,6 +55,12 @@ class HadoopFS:
             return []
         return list(self._fs.listStatus(path))
 
+    def listing(self, path) -> list[tuple[str, str, int]]:
+        """(name, URI, modification time in ms) of each entry in a folder; none when it does not exist."""
+        return [
+            (s.getPath().getName(), s.getPath().toString(), int(s.getModificationTime())) for s in self.statuses(path)
+        ]
+
     def read_text(self, path) -> str | None:
         if not self._fs.exists(path):
             return None

@@ -15,7 +15,7 @@ from pyspark.sql import types as T
 
 from common.datasets import read_spark_table
 from common.errors import UserInputError
-from common.hadoop_fs import HadoopFS
+from common.hadoop_fs import ArrowFS, HadoopFS, files_for
 from scoring.batch.dataframe import OUTPUT_COLUMNS
 from scoring.stream.landed_files import StreamSchema, stream_schema
 from scoring.stream.state import StreamState
@@ -60,7 +60,7 @@ def choose_stream_schema(
             )
         chosen, source = StreamSchema(columns, declared.features, ids_optional=not was_declared), "checkpoint"
     else:
-        inferred, looked = infer_ids(spark, HadoopFS(spark, input_folder), fmt, declared.features)
+        inferred, looked = infer_ids(spark, files_for(spark, input_folder), fmt, declared.features)
         chosen = StreamSchema(inferred, declared.features, ids_optional=True)
         source = f"inferred from {looked} file(s) present at start"
         if not looked:
@@ -82,18 +82,20 @@ def choose_stream_schema(
     return chosen, source
 
 
-def infer_ids(spark: SparkSession, input_fs: HadoopFS, fmt: str, features: T.StructType) -> tuple[T.StructType, int]:
+def infer_ids(
+    spark: SparkSession, input_fs: HadoopFS | ArrowFS, fmt: str, features: T.StructType
+) -> tuple[T.StructType, int]:
     """The columns besides the model's features that every file present at start holds (the oldest
     `_FILES_TO_INFER_FROM`), in the first file's order and with the types a batch job reads them with.
     Returns (columns, files looked at)."""
     files = sorted(
-        (status for status in input_fs.statuses(input_fs.root) if _is_data_file(status.getPath().getName(), fmt)),
-        key=lambda status: (status.getModificationTime(), status.getPath().getName()),
+        (entry for entry in input_fs.listing(input_fs.root) if is_data_file(entry[0], fmt)),
+        key=lambda entry: (entry[2], entry[0]),  # modification time, then name
     )[:_FILES_TO_INFER_FROM]
     common: T.StructType | None = None
-    for status in files:
+    for _name, uri, _modified in files:
         try:
-            found = read_spark_table(spark, status.getPath().toString(), fmt).schema  # as score_batch reads it
+            found = read_spark_table(spark, uri, fmt).schema  # as score_batch reads it
         except Exception:  # an unreadable file says nothing about the columns; the stream quarantines it later
             continue
         if common is None:
@@ -103,7 +105,7 @@ def infer_ids(spark: SparkSession, input_fs: HadoopFS, fmt: str, features: T.Str
     return common or T.StructType([]), len(files)
 
 
-def _is_data_file(name: str, fmt: str) -> bool:
+def is_data_file(name: str, fmt: str) -> bool:
     """The files the stream's source picks up: `*.<format>`, not hidden the way Spark hides files."""
     return name.endswith(f".{fmt}") and not name.startswith((".", "_"))
 

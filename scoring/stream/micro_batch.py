@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from common.columns import col
-from common.hadoop_fs import HadoopFS
+from common.hadoop_fs import files_for
 from common.model_uri import ResolvedModel, resolve_model_uri
 from common.parquet_time import microsecond_parquet_output
 from scoring.batch.dataframe import score_resolved
@@ -57,8 +57,8 @@ class BatchScorer:
     ):
         self.spark, self.config, self.schema, self.state, self.run_id = spark, target, schema, state, run_id
         self.scored_batches: list[int] = []  # batch ids this process scored (a replay it skipped is not one)
-        self.output = HadoopFS(spark, target.output)
-        self.quarantine = HadoopFS(spark, target.quarantine)
+        self.output = files_for(spark, target.output)
+        self.quarantine = files_for(spark, target.quarantine)
         self.client = mlflow.MlflowClient()
 
     def __call__(self, files: DataFrame, batch_id: int) -> None:
@@ -138,7 +138,7 @@ class BatchScorer:
         scored = score_resolved(self.spark, good, model, self.config.strategy, keep_features=self.config.keep_features)
         counter = Observation(f"rows_scored_{batch_id}")
         frame = scored.frame.observe(counter, F.count(F.lit(1)).alias("rows"))
-        staged = StagedOutput(self.spark, target.toString(), overwrite=False, hidden=True)
+        staged = StagedOutput(self.spark, self.output.uri(target), overwrite=False, hidden=True)
         with arrow_batch_rows(self.spark, scored.batch_rows), microsecond_parquet_output(self.spark):
             staged.write(frame, lambda out, path: out.write.parquet(path))
         staged.commit()
@@ -154,7 +154,7 @@ class BatchScorer:
         """Rows that do not fit the schema, as they were read (text), with the reason and their file."""
         rows = bad.select(*[col(c).alias(c.removeprefix("_raw_")) for c in raw_columns(bad)], REASON, SOURCE_FILE)
         target = self.quarantine.path("rows", f"batch_id={batch_id}")
-        staged = StagedOutput(self.spark, target.toString(), overwrite=True, hidden=True)
+        staged = StagedOutput(self.spark, self.quarantine.uri(target), overwrite=True, hidden=True)
         staged.write(rows, lambda frame, path: frame.write.parquet(path))
         staged.commit()
 

@@ -10,6 +10,10 @@ micro-batch holds, in the checkpoint. For every micro-batch the handler below:
    scoring.stream.columns), quarantining bad files and rows with the reason;
 3. scores the good rows and commits them as `<output>/batch_id=<id>/` with one rename. A replayed batch whose
    folder exists was committed before the crash and is skipped, so every input row lands exactly once.
+
+Through Spark Connect (SPARK_REMOTE) this process chooses the micro-batches itself and records each one's files in
+the checkpoint before scoring it (scoring.stream.client_batches says why); the handler and the guarantee are the
+same. A checkpoint keeps the mode it started in.
 """
 
 from __future__ import annotations
@@ -17,20 +21,24 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import mlflow
 from pyspark.sql import SparkSession
 
+from common import spark_compat
 from common.cli import run_cli
 from common.errors import UserInputError
-from common.hadoop_fs import HadoopFS
+from common.hadoop_fs import files_for
 from common.job import EAGER_SPARK, EntryPoint
 from common.model_uri import resolve_model_uri
 from common.params import logged_params, param
 from common.settings import Settings
 from common.tracking import log_new_params, tracked_run
 from scoring.batch.strategies import STRATEGIES, check_strategy
+from scoring.stream.client_batches import check_checkpoint_mode, run_client_batches
 from scoring.stream.columns import choose_stream_schema
 from scoring.stream.micro_batch import BatchScorer, StreamTarget
 from scoring.stream.state import StreamState
@@ -97,11 +105,13 @@ def run(spark: SparkSession, settings: Settings, params: ScoreStreamParams) -> S
     trigger = parse_trigger(p.trigger)
     if p.max_files_per_trigger < 1:
         raise UserInputError(f"max_files_per_trigger must be at least 1, got {p.max_files_per_trigger}")
-    input_files = HadoopFS(spark, p.input)
+    input_files = files_for(spark, p.input)
     if not input_files.exists(input_files.root):
         raise UserInputError(f"input folder {p.input} does not exist")
     current = resolve_model_uri(mlflow.MlflowClient(), p.model_uri)  # fail now on a wrong URI, not per batch
     state = StreamState(spark, p.checkpoint)
+    connect = spark_compat.is_connect(spark)
+    check_checkpoint_mode(state, connect)
     signature = mlflow.models.get_model_info(current.load_uri).signature
     stream, carried_from = choose_stream_schema(
         spark, state, p.input, p.format, signature, current.label, p.ids, p.schema
@@ -120,6 +130,11 @@ def run(spark: SparkSession, settings: Settings, params: ScoreStreamParams) -> S
         )
         target = StreamTarget(p.model_uri, p.format, p.strategy, p.output, p.quarantine_folder, p.keep_features)
         scorer = BatchScorer(spark, target, stream, state, active.info.run_id)
+        if connect:  # this process chooses the micro-batches (scoring.stream.client_batches says why)
+            stop = threading.Event()
+            with _stop_on_signals_event(stop):
+                run_client_batches(spark, scorer, state, p.input, p.format, p.max_files_per_trigger, trigger, stop)
+            return StreamResult(scorer.scored_batches, p.output, p.quarantine_folder)
         query = (
             spark.readStream.format("binaryFile")
             .schema(_BINARY_FILE_SCHEMA)
@@ -141,10 +156,30 @@ def run(spark: SparkSession, settings: Settings, params: ScoreStreamParams) -> S
 def _remove_incomplete(spark: SparkSession, params: ScoreStreamParams) -> None:
     """Staging folders a killed run left behind; their batches are replayed from the checkpoint."""
     for root in (params.output, f"{params.quarantine_folder}/rows"):
-        files = HadoopFS(spark, root)
+        files = files_for(spark, root)
         for child in files.children(files.root):
-            if child.getName().startswith("_") and ".incomplete-" in child.getName():
+            if files.name(child).startswith("_") and ".incomplete-" in files.name(child):
                 files.delete(child)
+
+
+@contextmanager
+def _stop_on_signals_event(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM / SIGINT set `stop`: the stream ends after the micro-batch it is scoring. The handlers before are
+    put back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, _frame):
+        _logger.info("signal %d: stopping the stream after this micro-batch", signum)
+        stop.set()
+
+    saved = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
 
 
 def _stop_on_signals(query) -> None:

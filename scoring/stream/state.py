@@ -8,7 +8,7 @@ import json
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from common.hadoop_fs import HadoopFS
+from common.hadoop_fs import files_for
 from common.model_uri import ResolvedModel
 
 SPARK_CHECKPOINT = "spark"  # Spark's offsets / commits for the query
@@ -17,8 +17,8 @@ _OWN = "lifecycle"
 
 class StreamState:
     def __init__(self, spark: SparkSession, checkpoint: str):
-        self._files = HadoopFS(spark, checkpoint)
-        self.spark_checkpoint = self._files.path(SPARK_CHECKPOINT).toString()
+        self._files = files_for(spark, checkpoint)
+        self.spark_checkpoint = self._files.uri(self._files.path(SPARK_CHECKPOINT))
 
     def model_for_batch(self, batch_id: int) -> ResolvedModel | None:
         text = self._files.read_text(self._files.path(_OWN, "batches", f"{batch_id}.json"))
@@ -28,6 +28,31 @@ class StreamState:
         """Written before the batch is scored: a replay of this batch id reuses exactly this version."""
         record = json.dumps(model.__dict__, sort_keys=True)
         self._files.write_text_atomically(self._files.path(_OWN, "batches", f"{batch_id}.json"), record)
+
+    def files_of_batches(self) -> dict[int, list[str]]:
+        """The files of each micro-batch a stream driven from this process (under Spark Connect) recorded, by
+        batch id; Spark's own source keeps this in its offsets instead."""
+        folder = self._files.path(_OWN, "files")
+        recorded = {}
+        for name, _uri, _modified in self._files.listing(folder):
+            if name.endswith(".json") and name.removesuffix(".json").isdigit():
+                recorded[int(name.removesuffix(".json"))] = json.loads(
+                    self._files.read_text(self._files.path(_OWN, "files", name))
+                )
+        return recorded
+
+    def record_files_of_batch(self, batch_id: int, paths: list[str]) -> None:
+        """Written before the batch is scored, as Spark writes its offsets: a restart replays exactly these files."""
+        self._files.write_text_atomically(self._files.path(_OWN, "files", f"{batch_id}.json"), json.dumps(paths))
+
+    def driven_by(self) -> str | None:
+        """Which side chose this checkpoint's micro-batches: "spark" (its file source's offsets), "client" (the
+        files recorded by a stream through Spark Connect), None for a new checkpoint."""
+        if self._files.exists(self._files.path(SPARK_CHECKPOINT, "offsets")):
+            return "spark"
+        if self._files.exists(self._files.path(_OWN, "files")):
+            return "client"
+        return None
 
     def run_id(self) -> str | None:
         return self._files.read_text(self._files.path(_OWN, "mlflow_run_id"))

@@ -5,6 +5,10 @@ the SparkContext except common/spark_compat.py, which does the Connect-safe thin
 from __future__ import annotations
 
 import ast
+import os
+import signal
+import threading
+import time
 from dataclasses import replace
 
 import mlflow
@@ -14,13 +18,17 @@ import pytest
 from pyspark.ml.functions import vector_to_array
 
 from common.datasets import load_table
+from common.errors import UserInputError
 from common.iot_devices import generate
 from registry.stages import promote
 from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
 from scoring.batch.strategies import BATCH_STRATEGIES
+from scoring.stream.score_stream import ScoreStreamParams
+from scoring.stream.score_stream import run as score_stream
 from tests.connect.conftest import classic_mode
 from tests.helpers import REPO, scoring_frame
+from tests.scoring.test_score_stream import _land
 from training.mllib.train_mllib import TrainMllibParams
 from training.mllib.train_mllib import run as train_mllib
 from training.per_group.train_per_group import TrainPerGroupParams
@@ -164,3 +172,56 @@ def test_per_group_models_trained_and_scored_through_connect_predict_what_each_d
     routing = mlflow.pyfunc.load_model(f"models:/devices/{trained.model_version}")
     expected = routing.predict(known.drop(columns=["reading_id"]))
     np.testing.assert_array_equal(out["prediction"], np.asarray(expected))
+
+
+def test_score_stream_through_connect_stopped_and_restarted_scores_every_row_exactly_once(
+    spark, connect_spark, connect_settings, production_model, tmp_path
+):
+    """In-process: the first run is stopped the way a user stops it (SIGTERM, here to this process, once its first
+    micro-batch is committed) and the next starts on the same checkpoint, with more files landed meanwhile. A process
+    kill through Connect (tests/scoring/test_stream_recovery.py's way, classic) would cost a client process start per
+    kill for the same recovery path: the last recorded batch replayed, or skipped when it was committed."""
+    data = scoring_frame().drop(columns="target")
+    chunks = [data.iloc[i::4] for i in range(4)]
+    for i in range(2):
+        _land(chunks[i], tmp_path / "in", f"part-{i}.parquet")
+    params = ScoreStreamParams(
+        "models:/cancer/production",
+        str(tmp_path / "in"),
+        str(tmp_path / "out"),
+        str(tmp_path / "checkpoint"),
+        ids="row_id BIGINT",
+        max_files_per_trigger=1,
+        trigger="1 second",
+    )
+    ended = threading.Event()
+
+    def stop_after_first_batch():
+        deadline = time.monotonic() + 300
+        while not ended.is_set() and time.monotonic() < deadline:
+            if (tmp_path / "out" / "batch_id=0").exists():
+                os.kill(os.getpid(), signal.SIGTERM)  # the stream's own handler: it stops after this batch
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=stop_after_first_batch)
+    watcher.start()
+    try:
+        first = score_stream(connect_spark, connect_settings, params)
+    finally:
+        ended.set()
+        watcher.join()
+    for i in range(2, 4):
+        _land(chunks[i], tmp_path / "in", f"part-{i}.parquet")
+    second = score_stream(connect_spark, connect_settings, replace(params, trigger="available_now"))
+
+    assert first.scored_batches[0] == 0 and second.scored_batches
+    assert sorted(first.scored_batches + second.scored_batches) == list(range(4))
+    out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
+    assert out["row_id"].tolist() == list(range(len(data)))  # every row, once
+    model = mlflow.sklearn.load_model("models:/cancer/1")
+    np.testing.assert_array_equal(out["prediction"], model.predict(data.drop(columns="row_id")))
+    assert (out["model_version"] == "1").all()
+    # The checkpoint keeps the mode it started in: Spark's own file source could not read what this one recorded.
+    with classic_mode(), pytest.raises(UserInputError, match="this checkpoint's stream ran through Spark Connect"):
+        score_stream(spark, connect_settings, replace(params, trigger="available_now"))
