@@ -27,6 +27,7 @@ class SparkConnectServer:
     port: int
     master_url: str  # the stack's standalone master
     executor_idle_s: int = 30  # an idle executor is given back to the worker after this long
+    driver_memory: str = "2g"  # the jobs' drivers all live in this one JVM
 
     @property
     def url(self) -> str:
@@ -45,7 +46,8 @@ class SparkConnectServer:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         since = log_size(self.log_path)  # the log is appended to across starts: wait for this start's line
-        command = ["bash", str(START_SCRIPT), "--wait", "--master", self.master_url, *self._settings()]
+        command = ["bash", str(START_SCRIPT), "--wait", "--master", self.master_url,
+                   "--driver-memory", self.driver_memory, *self._settings()]  # fmt: skip
         start_daemon(command, self.log_path, self.pid_path, self._env(), cwd=self.root)
         wait_until(lambda: log_says(self.log_path, _READY, since), f"Spark Connect server at {self.url}",
                    self.log_path, timeout, lambda: running_pid(self.pid_path) is not None)  # fmt: skip
