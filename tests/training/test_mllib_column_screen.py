@@ -144,9 +144,9 @@ def test_a_column_of_201_well_populated_values_keeps_every_value_by_default(spar
 
 def test_values_on_fewer_than_min_rows_share_the_other_index_however_few_values_the_column_has(spark):
     """Cars by name, as on auto-mpg: 300 names on one row each (not an identifier by the id-like ratio, and under
-    the cap of 250), two on ten rows or more. Only those two keep an index of their own: a tree splitting a category
-    by the mean label of its one training row fits that row, and held-out cars, names unseen, all took whichever
-    branch "other" went (R² -0.03 on auto-mpg when 250 single-row names had indexes)."""
+    the cap of 250), two on MIN_CATEGORY_ROWS rows or more. Only those two keep an index of their own: a tree
+    splitting a category by the mean label of its one training row fits that row, and held-out cars, names unseen,
+    all took whichever branch "other" went (R² -0.03 on auto-mpg when 250 single-row names had indexes)."""
     names = [f"car {i}" for i in range(300)] + ["ford pinto"] * 12 + ["amc matador"] * MIN_CATEGORY_ROWS
     names += ["vw rabbit"] * (MIN_CATEGORY_ROWS - 1)
     table = spark.createDataFrame([(n,) for n in names], ["name"])
