@@ -21,6 +21,7 @@ from training.column_kinds import decimals_as_doubles
 from training.mllib.category_cap import MIN_CATEGORY_ROWS, CappedStringIndexer
 from training.mllib.pipeline import MllibSpec, plan_features
 from training.mllib.steps import prepare_mllib
+from training.mllib.tree_sizes import forest_features
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,9 @@ def test_values_on_fewer_than_min_rows_share_the_other_index_however_few_values_
     # With a threshold of one row, every value under the cap keeps its own index.
     every = CappedStringIndexer(inputCol="name", outputCol="name_index", maxCategories=400, minRows=1).fit(table)
     assert len(every.labels) == 303
+
+
+def test_a_forest_split_weighs_every_feature_to_classify_and_at_least_two_for_regression():
+    """MLlib's "auto" weighs a third of the features at a regression split: one of emissions' two (country, year)."""
+    assert forest_features("classification", 10) == "all"
+    assert [forest_features("regression", n) for n in (1, 2, 3, 6, 11)] == ["2", "2", "2", "2", "4"]

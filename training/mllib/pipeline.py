@@ -22,7 +22,7 @@ from common.errors import UserInputError
 from training.mllib.category_cap import CappedStringIndexer
 from training.mllib.column_screen import screen_columns
 from training.mllib.features import TitleAgeImputer
-from training.mllib.tree_sizes import FOREST_FEATURES, sized_trees
+from training.mllib.tree_sizes import forest_features, sized_trees
 from training.mllib.xgboost_stage import build_xgboost, check_hyperparameters
 from training.tasks import CLASSIFICATION, REGRESSION
 
@@ -197,14 +197,14 @@ def build_pipeline(plan: FeaturePlan, spec: MllibSpec, label_labels: list[str] |
         assembled += imputed
     stages.append(VectorAssembler(inputCols=assembled, outputCol=FEATURES, handleInvalid="keep"))
     categories = min(max_categories, spec.max_categories) + 1  # + the "other" index
-    estimator = build_estimator(spec, label_labels is not None, categories, plan.n_rows)
+    estimator = build_estimator(spec, label_labels is not None, categories, plan.n_rows, len(assembled))
     stages.append(estimator)
     if label_labels is not None:
         stages.append(IndexToString(inputCol=PREDICTION_INDEX, outputCol=PREDICTION, labels=label_labels))
     return Pipeline(stages=stages)
 
 
-def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int, n_rows: int = 0):
+def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int, n_rows: int = 0, n_features: int = 0):
     by_task = ESTIMATORS.get(spec.estimator)
     if by_task is None:
         raise UserInputError(f"unknown estimator {spec.estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
@@ -226,7 +226,7 @@ def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int, n_
         num_trees, max_depth = sized_trees(spec.estimator, n_rows, spec.num_trees, spec.max_depth)
         estimator.setMaxDepth(max_depth).setSeed(spec.seed).setMaxBins(max(_MIN_BINS, max_categories))
         if spec.estimator == "random_forest":
-            estimator.setNumTrees(num_trees).setFeatureSubsetStrategy(FOREST_FEATURES)
+            estimator.setNumTrees(num_trees).setFeatureSubsetStrategy(forest_features(spec.task, n_features))
         else:
             estimator.setMaxIter(num_trees)
     return estimator
