@@ -17,7 +17,6 @@ from training.evaluation import evaluate
 from training.held_out import log_test_split
 from training.reference_profile import log_training_profile
 from training.registration import classes_tag, registered_version
-from training.sklearn.estimators import ESTIMATOR_STEP
 from training.sklearn.model import log_sklearn_model
 from training.tasks import CLASSIFICATION, LabeledData
 
@@ -78,8 +77,9 @@ def log_evaluation_artifacts(model, X_test: pd.DataFrame, y_test: pd.Series, tas
 
 
 def feature_importances(pipeline) -> pd.DataFrame | None:
-    """Importances by feature name after preprocessing (one-hot columns included), largest first."""
-    estimator = pipeline[ESTIMATOR_STEP]
+    """Importances by feature name after preprocessing (one-hot columns included), largest first. The estimator is
+    the pipeline's last step, whatever its name (a trainer of its own need not use ESTIMATOR_STEP)."""
+    estimator = pipeline[-1]
     if not hasattr(estimator, "feature_importances_"):
         return None
     names = pipeline[:-1].get_feature_names_out()
