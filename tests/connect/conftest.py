@@ -93,9 +93,11 @@ def _stop(server: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def connect_settings(settings, connect_server, monkeypatch):
+def connect_settings(settings, connect_server, spark, monkeypatch):
     """This test's settings pointed at the Connect server, and SPARK_REMOTE set as a user sets it; classic mode
-    again after the test."""
+    again after the test. The classic session (`spark`) is started first: once a Connect client's gRPC threads run
+    in the process, the fork that launches a classic JVM gateway can die in gRPC's fork handlers ("Java gateway
+    process exited"), and the test worker's every later test would lose its Spark."""
     monkeypatch.setenv("SPARK_REMOTE", connect_server)
     yield replace(settings, spark_remote=connect_server)
     os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
