@@ -106,4 +106,3 @@ def spark_starter(spark):
     from common.spark import SparkStarter
 
     return spark if isinstance(spark, SparkStarter) else SparkStarter.of(spark)
-

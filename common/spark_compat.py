@@ -35,6 +35,15 @@ def connect_session(url: str, app_name: str):
     return ConnectSession.builder.remote(url).appName(app_name).getOrCreate()
 
 
+def refuse_under_connect(spark, what: str, instead: str) -> None:
+    """A library that drives Spark through the SparkContext (or RDDs) cannot run through Spark Connect: refused in
+    one line, before any run starts, saying what does."""
+    if spark is not None and is_connect(spark):
+        from common.errors import UserInputError
+
+        raise UserInputError(f"{what} cannot run through Spark Connect (SPARK_REMOTE is set): {instead}")
+
+
 def connection_mode(spark) -> str:
     return CONNECT if is_connect(spark) else CLASSIC
 

@@ -225,3 +225,32 @@ def test_score_stream_through_connect_stopped_and_restarted_scores_every_row_exa
     # The checkpoint keeps the mode it started in: Spark's own file source could not read what this one recorded.
     with classic_mode(), pytest.raises(UserInputError, match="this checkpoint's stream ran through Spark Connect"):
         score_stream(spark, connect_settings, replace(params, trigger="available_now"))
+
+
+def test_libraries_that_need_the_spark_context_are_refused_before_any_run(connect_spark, connect_settings, client):
+    """Through Connect: joblib-spark, Hyperopt's SparkTrials and xgboost.spark each refused in one line naming what
+    runs instead; no run is recorded."""
+    from training.tuning.tune_hyperopt import TuneHyperoptParams
+    from training.tuning.tune_hyperopt import run as tune_hyperopt
+    from training.tuning.tune_joblib import TuneJoblibParams
+    from training.tuning.tune_joblib import run as tune_joblib
+
+    runs_before = len(mlflow.search_runs(search_all_experiments=True))
+    refusals = [
+        (lambda: tune_joblib(connect_spark, connect_settings, TuneJoblibParams()), "joblib-spark .* tune_hyperopt"),
+        (
+            lambda: tune_hyperopt(connect_spark, connect_settings, TuneHyperoptParams(parallelism=2)),
+            "SparkTrials .* --backend optuna",
+        ),
+        (
+            lambda: train_mllib(
+                connect_spark, connect_settings, TrainMllibParams(data="penguins", label="species", estimator="xgboost")
+            ),
+            "estimator xgboost .* random_forest or gbt",
+        ),
+    ]
+    for job, message in refusals:
+        with pytest.raises(UserInputError, match=message) as refused:
+            job()
+        assert "cannot run through Spark Connect" in str(refused.value) and "\n" not in str(refused.value)
+    assert len(mlflow.search_runs(search_all_experiments=True)) == runs_before

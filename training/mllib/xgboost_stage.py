@@ -49,6 +49,11 @@ def build_xgboost(task: str, hyperparams: dict, seed: int, label_col: str, featu
     """One training task per core the session has (its default parallelism), so Spark runs them all at once."""
     check_hyperparameters(task, hyperparams)
     spark = SparkSession.getActiveSession()
+    spark_compat.refuse_under_connect(
+        spark,
+        "estimator xgboost (xgboost.spark trains in RDD barrier mode)",
+        "choose random_forest or gbt through Connect, or train xgboost in classic mode (SPARK_REMOTE unset)",
+    )
     workers = max(1, spark_compat.default_parallelism(spark)) if spark is not None else 1
     return xgboost_class(task)(
         features_col=features_col, label_col=label_col, prediction_col=prediction_col, num_workers=workers,

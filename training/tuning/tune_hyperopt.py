@@ -64,10 +64,11 @@ def check_choices(p: TuneHyperoptParams) -> None:
 def check_connection(spark, p: TuneHyperoptParams) -> None:
     """Hyperopt's SparkTrials drives its trials through the SparkContext, which a Spark Connect client does not
     have: refused before any run starts, naming what does run through Connect."""
-    if spark_compat.is_connect(spark) and p.library == "sklearn" and p.backend == "hyperopt" and p.parallelism > 1:
-        raise UserInputError(
-            "Hyperopt's SparkTrials needs a classic SparkContext and cannot run through Spark Connect (SPARK_REMOTE); "
-            "use --backend optuna (trials as Spark tasks through Connect) or --parallelism 1 (trials one by one)"
+    if p.library == "sklearn" and p.backend == "hyperopt" and p.parallelism > 1:
+        spark_compat.refuse_under_connect(
+            spark,
+            "Hyperopt's SparkTrials (it runs trials through the SparkContext)",
+            "use --backend optuna (trials as Spark tasks through Connect) or --parallelism 1 (trials one by one)",
         )
 
 

@@ -14,6 +14,7 @@ import mlflow
 import pandas as pd
 from pyspark.sql import SparkSession
 
+from common import spark_compat
 from common.cli import run_cli
 from common.errors import UserInputError
 from common.job import EAGER_SPARK, EntryPoint
@@ -42,6 +43,11 @@ class TuneJoblibParams(SearchParams):
 def run(spark: SparkSession, settings: Settings, params: TuneJoblibParams) -> TrainResult:
     """Search, log, refit; everything is validated before a Spark job or a run starts."""
     p = params
+    spark_compat.refuse_under_connect(
+        spark,
+        "joblib-spark (it runs the search's fits through the SparkContext)",
+        "use tune_hyperopt --backend optuna through Connect, or tune_joblib in classic mode (SPARK_REMOTE unset)",
+    )
     if p.search not in SEARCHES:
         raise UserInputError(f"search must be one of {', '.join(SEARCHES)}, got {p.search!r}")
     minimums = {
