@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from common.columns import col
+from common.errors import UserInputError
 from training.column_kinds import TIME_HINT, spark_time_columns
 
 _logger = logging.getLogger(__name__)
@@ -76,3 +77,18 @@ def screen_columns(
             continue
         _logger.warning("left out column %r: %s (not a feature; see id_like_ratio / exclude)", name, why)
     return screen
+
+
+def refuse_empty_number_columns(df: DataFrame, columns: list[str]) -> None:
+    """MLlib's Imputer cannot learn a mean from a column without values; say which, before any run exists."""
+    if not columns:
+        return
+    number = {c: col(c).cast("double") for c in columns}
+    present = [F.count(F.when(number[c].isNotNull() & ~F.isnan(number[c]), 1)).alias(c) for c in columns]
+    counts = df.agg(*present).first().asDict()
+    empty = [c for c in columns if counts[c] == 0]
+    if empty:
+        raise UserInputError(
+            f"feature column(s) {', '.join(map(repr, empty))} hold no values (all null or NaN); "
+            f"exclude them (exclude={','.join(empty)})"
+        )

@@ -25,6 +25,7 @@ from training import plots
 from training.baseline import QUALITY_TAG
 from training.column_kinds import decimals_as_doubles
 from training.held_out import log_test_split
+from training.mllib.column_screen import refuse_empty_number_columns
 from training.mllib.estimator_classes import check_classes
 from training.mllib.evaluation import evaluator_for, feature_importances, held_out_metrics, plot_sample
 from training.mllib.features import TitleAgeImputer
@@ -85,7 +86,7 @@ def prepare_mllib(spark: SparkSession, data: str, spec: MllibSpec, test_fraction
     rows_total = df.count()
     if rows_total == 0:
         raise UserInputError(f"data {data!r} has no rows")
-    _refuse_empty_number_columns(df, plan)
+    refuse_empty_number_columns(df, [*plan.numeric, *plan.boolean])
     labeled = df.filter(F.col(label).isNotNull())
     rows_missing_label = rows_total - labeled.count()
     if rows_missing_label == rows_total:
@@ -160,22 +161,6 @@ def _export_onnx(job: MllibJob, model: PipelineModel, model_name: str, version: 
         export_version(job.df.sparkSession, model_name, version, model=model, held_out=job.test)
     except Exception:
         _logger.warning("ONNX export of %s version %s did not run", model_name, version, exc_info=True)
-
-
-def _refuse_empty_number_columns(df: DataFrame, plan: FeaturePlan) -> None:
-    """MLlib's Imputer cannot learn a mean from a column without values; say which, before any run exists."""
-    columns = [*plan.numeric, *plan.boolean]
-    if not columns:
-        return
-    number = {c: col(c).cast("double") for c in columns}
-    present = [F.count(F.when(number[c].isNotNull() & ~F.isnan(number[c]), 1)).alias(c) for c in columns]
-    counts = df.agg(*present).first().asDict()
-    empty = [c for c in columns if counts[c] == 0]
-    if empty:
-        raise UserInputError(
-            f"feature column(s) {', '.join(map(repr, empty))} hold no values (all null or NaN); "
-            f"exclude them (exclude={','.join(empty)})"
-        )
 
 
 def _resolve_task(df: DataFrame, label: str, task: str) -> str:
