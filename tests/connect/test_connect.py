@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import ast
 import os
+import random
 import signal
-import threading
 import time
 from dataclasses import replace
 
@@ -27,7 +27,7 @@ from scoring.batch.strategies import BATCH_STRATEGIES
 from scoring.stream.score_stream import ScoreStreamParams
 from scoring.stream.score_stream import run as score_stream
 from tests.connect.conftest import classic_mode
-from tests.helpers import REPO, scoring_frame
+from tests.helpers import REPO, scoring_frame, start_module
 from tests.scoring.test_score_stream import _land
 from training.mllib.train_mllib import TrainMllibParams
 from training.mllib.train_mllib import run as train_mllib
@@ -174,13 +174,13 @@ def test_per_group_models_trained_and_scored_through_connect_predict_what_each_d
     np.testing.assert_array_equal(out["prediction"], np.asarray(expected))
 
 
-def test_score_stream_through_connect_stopped_and_restarted_scores_every_row_exactly_once(
+def test_score_stream_through_connect_killed_and_restarted_scores_every_row_exactly_once(
     spark, connect_spark, connect_settings, production_model, tmp_path
 ):
-    """In-process: the first run is stopped the way a user stops it (SIGTERM, here to this process, once its first
-    micro-batch is committed) and the next starts on the same checkpoint, with more files landed meanwhile. A process
-    kill through Connect (tests/scoring/test_stream_recovery.py's way, classic) would cost a client process start per
-    kill for the same recovery path: the last recorded batch replayed, or skipped when it was committed."""
+    """The first run is `python -m scoring.stream.score_stream` with SPARK_REMOTE set, killed with SIGKILL at a random
+    moment after it committed its first micro-batch (a client process start through Connect costs no JVM); the next
+    starts in-process on the same checkpoint, with more files landed meanwhile: the last recorded batch is replayed,
+    or skipped when it was committed."""
     data = scoring_frame().drop(columns="target")
     chunks = [data.iloc[i::4] for i in range(4)]
     for i in range(2):
@@ -194,29 +194,24 @@ def test_score_stream_through_connect_stopped_and_restarted_scores_every_row_exa
         max_files_per_trigger=1,
         trigger="1 second",
     )
-    ended = threading.Event()
-
-    def stop_after_first_batch():
-        deadline = time.monotonic() + 300
-        while not ended.is_set() and time.monotonic() < deadline:
-            if (tmp_path / "out" / "batch_id=0").exists():
-                os.kill(os.getpid(), signal.SIGTERM)  # the stream's own handler: it stops after this batch
-                return
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=stop_after_first_batch)
-    watcher.start()
-    try:
-        first = score_stream(connect_spark, connect_settings, params)
-    finally:
-        ended.set()
-        watcher.join()
+    args = ["--model-uri", params.model_uri, "--input", params.input, "--output", params.output]
+    args += ["--checkpoint", params.checkpoint, "--ids", "row_id BIGINT", "--max-files-per-trigger", "1"]
+    args += ["--trigger", "1 second"]
+    log = tmp_path / "stream.log"
+    job = start_module("scoring.stream.score_stream", args, connect_settings.tracking_uri, log)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "out" / "batch_id=0").exists() and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.2)
+    assert (tmp_path / "out" / "batch_id=0").exists(), log.read_text()[-3000:]
+    time.sleep(random.uniform(0.0, 1.5))
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert job.returncode == -signal.SIGKILL, log.read_text()[-3000:]
     for i in range(2, 4):
         _land(chunks[i], tmp_path / "in", f"part-{i}.parquet")
     second = score_stream(connect_spark, connect_settings, replace(params, trigger="available_now"))
 
-    assert first.scored_batches[0] == 0 and second.scored_batches
-    assert sorted(first.scored_batches + second.scored_batches) == list(range(4))
+    assert second.scored_batches and max(second.scored_batches) == 3
     out = pd.read_parquet(tmp_path / "out").sort_values("row_id", ignore_index=True)
     assert out["row_id"].tolist() == list(range(len(data)))  # every row, once
     model = mlflow.sklearn.load_model("models:/cancer/1")
