@@ -1,7 +1,8 @@
 """Score with a Spark-flavoured (MLlib) model through its own `transform`: it stays in the JVM, no Python per row.
 
-Categories unseen in training are scored (the pipeline's indexers keep them as an index of their own) and
-counted during the same job with `DataFrame.observe`, so the count costs no extra pass over the data.
+Categories outside the model's own (unseen in training, or too rare there for an index of their own) are scored
+(the pipeline's indexers give them all the one "other" index) and counted during the same job with
+`DataFrame.observe`, so the count costs no extra pass over the data.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def transform_scored(
 
 
 def unseen_conditions(model: PipelineModel) -> dict[str, Column]:
-    """input column -> 'this row holds a non-null value the indexer never saw in training'."""
+    """input column -> 'this row holds a non-null value the indexer has no index of its own for'."""
     conditions = {}
     for stage in model.stages:
         if isinstance(stage, StringIndexerModel):
