@@ -1,5 +1,6 @@
 import os
 import re
+import shutil
 
 import mlflow
 import numpy as np
@@ -13,19 +14,32 @@ from common.errors import UserInputError
 from registry.stages import promote
 from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
+from tests.shapes.conftest import Store, using_store
 from training.mllib.train_mllib import TrainMllibParams
 from training.mllib.train_mllib import run as train_mllib
 
 
+@pytest.fixture(scope="module")
+def titanic_store(spark, template_db, tmp_path_factory):
+    """One MLlib Titanic model (title stage, 10 trees) in Production, trained once for this module's tests, which
+    only score it: a store of its own, so each test's scoring runs land beside it."""
+    store = Store(tmp_path_factory.mktemp("titanic"))
+    shutil.copy(template_db, store.db)
+    with using_store(store):
+        trained = train_mllib(
+            spark,
+            store.settings,
+            TrainMllibParams(data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"),
+        )
+        promote(store.client(), "titanic", trained.model_version, "Production")
+    return store
+
+
 @pytest.fixture
-def titanic_in_production(spark, settings):
-    trained = train_mllib(
-        spark,
-        settings,
-        TrainMllibParams(data="titanic", label="survived", title_from="name", num_trees=10, model_name="titanic"),
-    )
-    promote(mlflow.MlflowClient(), "titanic", trained.model_version, "Production")
-    return trained
+def titanic(titanic_store):
+    """The module's store, with MLflow pointed at it for the test."""
+    with using_store(titanic_store) as store:
+        yield store
 
 
 @pytest.fixture
@@ -43,12 +57,12 @@ def passengers(tmp_path):
 
 
 def test_mllib_model_scores_in_the_jvm_with_its_own_transform_and_counts_unseen_categories(
-    spark, settings, client, titanic_in_production, passengers, tmp_path
+    spark, titanic, passengers, tmp_path
 ):
     frame, path = passengers
     result = score_batch(
         spark,
-        settings,
+        titanic.settings,
         ScoreBatchParams(model_uri="models:/titanic/production", input=str(path), output=str(tmp_path / "out")),
     )
     assert (result.rows_in, result.rows_out) == (1313, 1313)
@@ -80,30 +94,28 @@ def test_mllib_model_scores_in_the_jvm_with_its_own_transform_and_counts_unseen_
     titles = frame["name"].map(lambda n: (re.match(r"^[^,]*,\s*([A-Za-z]+)", n) or [None, "Unknown"])[1])
     unseen_class = ~frame["class"].isin(known["class"])
     unseen_title = ~titles.isin(known["title"])
-    metrics = client.get_run(result.run_id).data.metrics
+    metrics = titanic.client().get_run(result.run_id).data.metrics
     # '4th' and '*' (one training row: too rare for an index of its own, it shares 'other' with unseen values)
     assert metrics["unseen_class"] == unseen_class.sum() == 2
     assert metrics["unseen_title"] == unseen_title.sum() >= 1
     assert metrics["unseen_category_rows"] == (unseen_class | unseen_title).sum()
 
 
-def test_a_missing_feature_is_refused_for_mllib_models_too(
-    spark, settings, titanic_in_production, passengers, tmp_path
-):
+def test_a_missing_feature_is_refused_for_mllib_models_too(spark, titanic, passengers, tmp_path):
     frame, _ = passengers
     path = tmp_path / "no_sex.parquet"
     frame.drop(columns="sex").to_parquet(path, index=False)
     with pytest.raises(UserInputError, match=r"column 'sex' is missing \(expected string\)"):
         score_batch(
             spark,
-            settings,
+            titanic.settings,
             ScoreBatchParams(model_uri="models:/titanic/production", input=str(path), output=str(tmp_path / "out")),
         )
     assert not (tmp_path / "out").exists()
 
 
 def test_an_mllib_model_scores_a_csv_stream_with_unseen_categories_counted_per_batch(
-    spark, settings, client, titanic_in_production, passengers, tmp_path
+    spark, titanic, passengers, tmp_path
 ):
     from scoring.stream.score_stream import ScoreStreamParams
     from scoring.stream.score_stream import run as run_stream
@@ -125,19 +137,17 @@ def test_an_mllib_model_scores_a_csv_stream_with_unseen_categories_counted_per_b
         format="csv",
         max_files_per_trigger=1,
     )
-    run_stream(spark, settings, config)
+    run_stream(spark, titanic.settings, config)
 
     out = pd.read_parquet(tmp_path / "scored").sort_values("passenger_id", ignore_index=True)
     assert out["passenger_id"].tolist() == list(range(1313))
     assert set(out["prediction"]) <= {0, 1} and (out["model_version"] == "1").all()
     run_id = StreamState(spark, config.checkpoint).run_id()
-    unseen_class = {m.step: m.value for m in client.get_metric_history(run_id, "unseen_class")}
+    unseen_class = {m.step: m.value for m in titanic.client().get_metric_history(run_id, "unseen_class")}
     assert unseen_class == {0: 2.0, 1: 0.0}  # '4th' and the one-row '*' class are both in the first file
 
 
-def test_a_strategy_is_ignored_for_an_mllib_model_with_a_log_line(
-    spark, settings, titanic_in_production, passengers, caplog
-):
+def test_a_strategy_is_ignored_for_an_mllib_model_with_a_log_line(spark, titanic, passengers, caplog):
     import logging
 
     from scoring.batch.dataframe import prediction_column, score_dataframe
