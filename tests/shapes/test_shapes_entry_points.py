@@ -1,5 +1,7 @@
-"""The three shapes of the known defects, as a user runs them: `mlflow run . -e <entry point> --env-manager local`,
-each in a new process with its own JVM, against this test's store. And a refused shape's exit code (2)."""
+"""The three shapes of the known defects, as a user runs them: score_batch and score_stream through
+`mlflow run . -e <entry point> --env-manager local`, each in a new process with its own JVM, against this test's
+store; promote through its command in-process (its `mlflow run` is tests/test_entry_points.py's). And a refused
+shape's exit code (2)."""
 
 from __future__ import annotations
 
@@ -50,21 +52,26 @@ def test_mllib_regression_with_one_string_column_scores_through_mlflow_run(train
     chain.assert_matches_model(scored, trained_models.own_predictions(trained), "row_id")
 
 
-def test_per_group_model_is_promoted_through_the_gate_through_mlflow_run(spark, trained_models, own_store, tmp_path):
+def test_per_group_model_is_promoted_through_the_gate_by_the_promote_command(
+    spark, trained_models, own_store, tmp_path, settings, run_in_process
+):
     """Known defect 3: promote to Production failed with "version 1's run logged no test split". The model is the
     matrix's per-group model (trained and scored in-process; both entry points run through `mlflow run` in
-    tests/training and tests/test_entry_points.py); the defect was in the promotion, which runs as a user runs it."""
+    tests/training and tests/test_entry_points.py); the defect was in the promotion, which runs through its command
+    (`python -m registry.promote`) in-process: its `mlflow run` is tests/test_entry_points.py's (a JVM start here
+    cost 20-30 s and checked the same gate)."""
     trained = trained_models.get("per_group", BY_ID["no_strings_binary01"])
     trained.require_model()
-    settings = own_store(trained)
+    # own_store copies the trained store onto this test's `settings` store (tmp_path/mlflow.db), the store the
+    # command runs against.
+    assert own_store(trained).tracking_uri == settings.tracking_uri
     client = mlflow.MlflowClient()
     name, frame = trained.model_name, trained.frame
     assert "site" in frame.columns and frame["site"].nunique() == 3
 
-    params = {"model_name": name, "stage": "Production"}  # no data=: the gate uses the logged test split
-    assert f"{name} version 1: None -> Production" in _ok(
-        run_entry_point("promote", params, tmp_path, settings.tracking_uri)
-    )
+    # no --data: the gate uses the logged test split
+    promoted = run_in_process("registry.promote", ["--model-name", name, "--stage", "Production"])
+    assert f"{name} version 1: None -> Production" in _ok(promoted)
     assert state(client, name) == ({"1": "Production"}, {"production": "1"})
     assert client.get_model_version(name, "1").tags["gate"] == "passed"
 
