@@ -1,13 +1,14 @@
 """Fixtures of the shapes matrix: each (trainer, shape) is trained once per session, in a tracking store of its own
-(copied from the migrated template, as tests/conftest.py's `settings` does); each test then works on its own copy of
-that store, so a promotion or a scoring run in one test is never seen by another, while the trained model's
-artifacts (absolute paths in the store) are shared."""
+(copied from the migrated template, as tests/conftest.py's `settings` does). A test that changes the registry (a
+promotion) works on its own copy of that store, so it is never seen by another; scoring tests share one copy per
+model with version 1 in Production, where each only adds a scoring run of its own. The trained model's artifacts
+(absolute paths in the store) are shared."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from common.errors import UserInputError
 from common.settings import Settings
+from registry.stages import promote as move_to_stage
 from tests.conftest import make_settings
 from tests.shapes import chain
 from tests.shapes.shapes import BY_ID, SITE, Shape
@@ -106,6 +108,7 @@ class TrainedModels:
         self._template = template_db
         self._factory = tmp_path_factory
         self._cache: dict[tuple[str, str], Trained] = {}
+        self._production: dict[Path, Store] = {}
 
     def new_store(self, name: str, db: Path | None = None) -> Store:
         store = Store(self._factory.mktemp(name))
@@ -117,6 +120,20 @@ class TrainedModels:
         if key not in self._cache:
             self._cache[key] = self._train(trainer, shape)
         return self._cache[key]
+
+    def production_store(self, trained: Trained) -> Store:
+        """A copy of the trained store with version 1 in Production (moved there without the gate: the promotion
+        test runs the gate on a copy of its own), made once per trained model and shared by the scoring tests of its
+        shapes. One tracking URI and version for all of them, as in one job process: the product's model caches
+        (keyed by both) load and ship the model once, not once per test. Each test writes its output, checkpoint
+        and scoring run of its own, and none reads another's."""
+        key = trained.store.root
+        if key not in self._production:
+            store = self.new_store(f"prod-{trained.model_name}"[:30], trained.store.db)
+            with using_store(store):
+                move_to_stage(store.client(), trained.model_name, "1", "Production")
+            self._production[key] = store
+        return self._production[key]
 
     def own_predictions(self, trained: Trained) -> pd.DataFrame:
         """The registered version's own predictions on the scoring input, loaded with its own flavor in the store
@@ -165,6 +182,20 @@ class TrainedModels:
 @pytest.fixture(scope="session")
 def trained_models(spark, template_db, tmp_path_factory) -> TrainedModels:
     return TrainedModels(spark, template_db, tmp_path_factory)
+
+
+@pytest.fixture
+def in_production(trained_models):
+    """Point MLflow at the trained model's shared production store (TrainedModels.production_store) for this test;
+    returns its settings. For scoring tests, which only add runs of their own to the store."""
+    with ExitStack() as stack:
+
+        def use(trained: Trained) -> Settings:
+            trained.require_model()
+            store = stack.enter_context(using_store(trained_models.production_store(trained)))
+            return store.settings
+
+        yield use
 
 
 @pytest.fixture

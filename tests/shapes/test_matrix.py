@@ -17,7 +17,6 @@ import pytest
 from common.errors import UserInputError
 from registry.promote import PromoteParams
 from registry.promote import run as promote
-from registry.stages import promote as move_to_stage
 from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
 from scoring.serving.app import build_app
@@ -103,19 +102,12 @@ def test_promotion_to_production_passes_the_gate(spark, trained_models, own_stor
     assert client.get_model_version(trained.model_name, "1").tags["gate"] == "passed"
 
 
-def _in_production(trained, own_store):
-    trained.require_model()
-    settings = own_store(trained)
-    move_to_stage(mlflow.MlflowClient(), trained.model_name, "1", "Production")  # the gate is the test above
-    return settings
-
-
 @_params(SCORED_CHAINS)
 def test_score_batch_keeps_every_row_and_id_and_predicts_as_the_model_does(
-    spark, trained_models, own_store, tmp_path, trainer, shape
+    spark, trained_models, in_production, tmp_path, trainer, shape
 ):
     trained = trained_models.get(trainer, shape)
-    settings = _in_production(trained, own_store)
+    settings = in_production(trained)  # moved there without the gate: the gate is the test above
     out = tmp_path / "scored"
     n = len(trained.frame)
 
@@ -138,10 +130,10 @@ def test_score_batch_keeps_every_row_and_id_and_predicts_as_the_model_does(
 
 @_params(SCORED_CHAINS)
 def test_score_stream_keeps_every_row_and_id_and_predicts_as_the_model_does(
-    spark, trained_models, own_store, tmp_path, trainer, shape
+    spark, trained_models, in_production, tmp_path, trainer, shape
 ):
     trained = trained_models.get(trainer, shape)
-    settings = _in_production(trained, own_store)
+    settings = in_production(trained)  # moved there without the gate: the gate is the test above
     source = chain.read_table(trained.data, shape.fmt)
     n = len(source)
     landing = tmp_path / "in"
