@@ -1,8 +1,9 @@
 """Fixtures of the shapes matrix: each (trainer, shape) is trained once per session, in a tracking store of its own
-(copied from the migrated template, as tests/conftest.py's `settings` does). A test that changes the registry (a
-promotion) works on its own copy of that store, so it is never seen by another; scoring tests share one copy per
-model with version 1 in Production, where each only adds a scoring run of its own. The trained model's artifacts
-(absolute paths in the store) are shared."""
+(copied from the migrated template, as tests/conftest.py's `settings` does). Version 1 is promoted through the gate
+once, in a copy of that store, where the scoring tests of the model then run, each adding only a scoring run of its
+own; a test that changes the registry otherwise works on its own copy. The trained model's artifacts (absolute paths
+in the store) are shared. The matrix runs chain by chain (train, promote, score), so a model is loaded while it is
+in the product's small model caches."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ import pytest
 
 from common.errors import UserInputError
 from common.settings import Settings
+from registry.promote import PromoteParams
+from registry.promote import run as promote
+from registry.stages import Promotion
 from registry.stages import promote as move_to_stage
 from tests.conftest import make_settings
 from tests.shapes import chain
@@ -102,13 +106,23 @@ class Trained:
         )
 
 
+@dataclass
+class Promoted:
+    """A trained model's version 1 promoted through the gate, in a store of its own."""
+
+    store: Store
+    result: Promotion | None = None
+    error: BaseException | None = None
+    ungated: Store | None = None  # moved to Production without the gate, if the gate refused
+
+
 class TrainedModels:
     def __init__(self, spark, template_db: Path, tmp_path_factory):
         self._spark = spark
         self._template = template_db
         self._factory = tmp_path_factory
         self._cache: dict[tuple[str, str], Trained] = {}
-        self._production: dict[Path, Store] = {}
+        self._promoted: dict[Path, Promoted] = {}
 
     def new_store(self, name: str, db: Path | None = None) -> Store:
         store = Store(self._factory.mktemp(name))
@@ -121,19 +135,37 @@ class TrainedModels:
             self._cache[key] = self._train(trainer, shape)
         return self._cache[key]
 
-    def production_store(self, trained: Trained) -> Store:
-        """A copy of the trained store with version 1 in Production (moved there without the gate: the promotion
-        test runs the gate on a copy of its own), made once per trained model and shared by the scoring tests of its
-        shapes. One tracking URI and version for all of them, as in one job process: the product's model caches
-        (keyed by both) load and ship the model once, not once per test. Each test writes its output, checkpoint
-        and scoring run of its own, and none reads another's."""
+    def promoted(self, trained: Trained) -> Promoted:
+        """Version 1 promoted to Production through the gate, in a copy of the trained store; once per trained
+        model (a shape scored with another shape's model has the same version, logged test split and gate).
+        The promotion test checks the outcome; the scoring tests of the model's shapes score in that store."""
         key = trained.store.root
-        if key not in self._production:
+        if key not in self._promoted:
             store = self.new_store(f"prod-{trained.model_name}"[:30], trained.store.db)
+            promoted = Promoted(store)
             with using_store(store):
+                try:
+                    params = PromoteParams(model_name=trained.model_name, stage="Production", version="1")
+                    promoted.result = promote(self._spark, store.settings, params)
+                except Exception as exc:  # noqa: BLE001 - the promotion test reports it
+                    promoted.error = exc
+            self._promoted[key] = promoted
+        return self._promoted[key]
+
+    def production_store(self, trained: Trained) -> Store:
+        """The store where version 1 is in Production, shared by the scoring tests of the model's shapes: one
+        tracking URI and version for all of them, as in one job process, so the product's model caches (keyed by
+        both) load and ship the model once, for the gate and every scoring test of the chain. Each test writes its
+        output, checkpoint and scoring run of its own, and none reads another's. Should the gate refuse, that is
+        the promotion test's failure: the scoring tests then score in a copy moved to Production without it."""
+        promoted = self.promoted(trained)
+        if promoted.error is None:
+            return promoted.store
+        if promoted.ungated is None:
+            promoted.ungated = self.new_store(f"ungated-{trained.model_name}"[:30], trained.store.db)
+            with using_store(promoted.ungated) as store:
                 move_to_stage(store.client(), trained.model_name, "1", "Production")
-            self._production[key] = store
-        return self._production[key]
+        return promoted.ungated
 
     def own_predictions(self, trained: Trained) -> pd.DataFrame:
         """The registered version's own predictions on the scoring input, loaded with its own flavor in the store
@@ -212,3 +244,19 @@ def own_store(tmp_path, monkeypatch):
         return make_settings(uri)
 
     return use
+
+
+def pytest_collection_modifyitems(items):
+    """The matrix's tests run chain by chain (each (trainer, shape): training, promotion, batch, stream, REST) rather
+    than test by test over all chains: the product's model caches hold a few models, so a chain's scoring tests find
+    the model its promotion loaded. Only the matrix's own items move, within the places they hold."""
+    places = [i for i, item in enumerate(items) if item.path == _MATRIX and hasattr(item, "callspec")]
+    chains: dict[str, int] = {}
+    for i in places:
+        chains.setdefault(items[i].callspec.id, len(chains))
+    ordered = sorted((items[i] for i in places), key=lambda item: chains[item.callspec.id])
+    for i, item in zip(places, ordered, strict=True):
+        items[i] = item
+
+
+_MATRIX = Path(__file__).with_name("test_matrix.py")

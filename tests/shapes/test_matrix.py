@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 
-import mlflow
 import pandas as pd
 import pytest
 
 from common.errors import UserInputError
-from registry.promote import PromoteParams
-from registry.promote import run as promote
 from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
 from scoring.serving.app import build_app
@@ -89,13 +86,17 @@ def test_training_registers_version_1_or_refuses_before_any_run(trained_models, 
 
 
 @_params(SCORED_CHAINS)
-def test_promotion_to_production_passes_the_gate(spark, trained_models, own_store, trainer, shape):
+def test_promotion_to_production_passes_the_gate(trained_models, trainer, shape):
     trained = trained_models.get(trainer, shape)
     trained.require_model()
-    settings = own_store(trained)
-    client = mlflow.MlflowClient()
+    # Promoted once per trained model (TrainedModels.promoted): a shape scored with another shape's model checks
+    # the same promotion of the same version.
+    promotion = trained_models.promoted(trained)
+    if promotion.error is not None:
+        raise promotion.error
+    client = promotion.store.client()
 
-    promoted = promote(spark, settings, PromoteParams(model_name=trained.model_name, stage="Production", version="1"))
+    promoted = promotion.result
 
     assert (promoted.version, promoted.stage) == ("1", "Production")
     assert state(client, trained.model_name) == ({"1": "Production"}, {"production": "1"})
@@ -107,7 +108,7 @@ def test_score_batch_keeps_every_row_and_id_and_predicts_as_the_model_does(
     spark, trained_models, in_production, tmp_path, trainer, shape
 ):
     trained = trained_models.get(trainer, shape)
-    settings = in_production(trained)  # moved there without the gate: the gate is the test above
+    settings = in_production(trained)  # through the gate: the test above
     out = tmp_path / "scored"
     n = len(trained.frame)
 
@@ -133,7 +134,7 @@ def test_score_stream_keeps_every_row_and_id_and_predicts_as_the_model_does(
     spark, trained_models, in_production, tmp_path, trainer, shape
 ):
     trained = trained_models.get(trainer, shape)
-    settings = in_production(trained)  # moved there without the gate: the gate is the test above
+    settings = in_production(trained)  # through the gate: the test above
     source = chain.read_table(trained.data, shape.fmt)
     n = len(source)
     landing = tmp_path / "in"
