@@ -23,7 +23,7 @@ from training.per_group.train_per_group import run as train_per_group
 
 def test_xgboost_cross_validates_over_a_grid_with_every_class_in_every_fold(spark, settings, client):
     params = TrainMllibParams(
-        data="penguins", label="species", estimator="xgboost", num_trees=4, cv_folds=3, grid_max_depth=(2, 3)
+        data="penguins", label="species", estimator="xgboost", num_trees=4, cv_folds=2, grid_max_depth=(2, 3)
     )
     result = train_mllib(spark, settings, params)
     assert set(result.best_params) == {"max_depth"} and result.best_params["max_depth"] in (2, 3)
