@@ -93,11 +93,8 @@ def test_the_ui_shows_the_quickstart_training_runs_their_comparison_and_the_regi
             _close_assistant(page)
             screenshots.take(page, "1-logged-in")
 
-            # 2. The experiment, clicked in the experiment list, opens on its training runs (not the GenAI overview),
-            # the held-out metrics as columns without choosing any, and their values once the quickstart's run is
-            # expanded. (The root page lists the five experiments changed last: after the other team tests' own
-            # experiments, the quickstart's is not among them.)
-            page.get_by_role("link", name="View all", exact=True).click()
+            # 2. The experiment, clicked there, opens on its training runs (not the GenAI overview), the held-out
+            # metrics as columns without choosing any, and their values once the quickstart's run is expanded.
             page.get_by_role("link", name=QUICKSTART_EXPERIMENT, exact=True).click()
             expect(page.get_by_role("link", name=parent.info.run_name, exact=True)).to_be_visible()
             expect(page).to_have_url(re.compile(rf"/experiments/{experiment.experiment_id}/runs\b"))
