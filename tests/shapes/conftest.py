@@ -1,15 +1,13 @@
 """Fixtures of the shapes matrix: each (trainer, shape) is trained once per session, in a tracking store of its own
-(copied from the migrated template, as tests/conftest.py's `settings` does). Version 1 is promoted through the gate
-once, in a copy of that store, where the scoring tests of the model then run, each adding only a scoring run of its
-own; a test that changes the registry otherwise works on its own copy. The trained model's artifacts (absolute paths
-in the store) are shared. The matrix runs chain by chain (train, promote, score), so a model is loaded while it is
-in the product's small model caches."""
+(copied from the migrated template, as tests/conftest.py's `settings` does); each test then works on its own copy of
+that store, so a promotion or a scoring run in one test is never seen by another, while the trained model's
+artifacts (absolute paths in the store) are shared."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +17,6 @@ import pytest
 
 from common.errors import UserInputError
 from common.settings import Settings
-from registry.promote import PromoteParams
-from registry.promote import run as promote
-from registry.stages import Promotion
-from registry.stages import promote as move_to_stage
 from tests.conftest import make_settings
 from tests.shapes import chain
 from tests.shapes.shapes import BY_ID, SITE, Shape
@@ -106,23 +100,12 @@ class Trained:
         )
 
 
-@dataclass
-class Promoted:
-    """A trained model's version 1 promoted through the gate, in a store of its own."""
-
-    store: Store
-    result: Promotion | None = None
-    error: BaseException | None = None
-    ungated: Store | None = None  # moved to Production without the gate, if the gate refused
-
-
 class TrainedModels:
     def __init__(self, spark, template_db: Path, tmp_path_factory):
         self._spark = spark
         self._template = template_db
         self._factory = tmp_path_factory
         self._cache: dict[tuple[str, str], Trained] = {}
-        self._promoted: dict[Path, Promoted] = {}
 
     def new_store(self, name: str, db: Path | None = None) -> Store:
         store = Store(self._factory.mktemp(name))
@@ -134,38 +117,6 @@ class TrainedModels:
         if key not in self._cache:
             self._cache[key] = self._train(trainer, shape)
         return self._cache[key]
-
-    def promoted(self, trained: Trained) -> Promoted:
-        """Version 1 promoted to Production through the gate, in a copy of the trained store; once per trained
-        model (a shape scored with another shape's model has the same version, logged test split and gate).
-        The promotion test checks the outcome; the scoring tests of the model's shapes score in that store."""
-        key = trained.store.root
-        if key not in self._promoted:
-            store = self.new_store(f"prod-{trained.model_name}"[:30], trained.store.db)
-            promoted = Promoted(store)
-            with using_store(store):
-                try:
-                    params = PromoteParams(model_name=trained.model_name, stage="Production", version="1")
-                    promoted.result = promote(self._spark, store.settings, params)
-                except Exception as exc:  # noqa: BLE001 - the promotion test reports it
-                    promoted.error = exc
-            self._promoted[key] = promoted
-        return self._promoted[key]
-
-    def production_store(self, trained: Trained) -> Store:
-        """The store where version 1 is in Production, shared by the scoring tests of the model's shapes: one
-        tracking URI and version for all of them, as in one job process, so the product's model caches (keyed by
-        both) load and ship the model once, for the gate and every scoring test of the chain. Each test writes its
-        output, checkpoint and scoring run of its own, and none reads another's. Should the gate refuse, that is
-        the promotion test's failure: the scoring tests then score in a copy moved to Production without it."""
-        promoted = self.promoted(trained)
-        if promoted.error is None:
-            return promoted.store
-        if promoted.ungated is None:
-            promoted.ungated = self.new_store(f"ungated-{trained.model_name}"[:30], trained.store.db)
-            with using_store(promoted.ungated) as store:
-                move_to_stage(store.client(), trained.model_name, "1", "Production")
-        return promoted.ungated
 
     def own_predictions(self, trained: Trained) -> pd.DataFrame:
         """The registered version's own predictions on the scoring input, loaded with its own flavor in the store
@@ -217,20 +168,6 @@ def trained_models(spark, template_db, tmp_path_factory) -> TrainedModels:
 
 
 @pytest.fixture
-def in_production(trained_models):
-    """Point MLflow at the trained model's shared production store (TrainedModels.production_store) for this test;
-    returns its settings. For scoring tests, which only add runs of their own to the store."""
-    with ExitStack() as stack:
-
-        def use(trained: Trained) -> Settings:
-            trained.require_model()
-            store = stack.enter_context(using_store(trained_models.production_store(trained)))
-            return store.settings
-
-        yield use
-
-
-@pytest.fixture
 def own_store(tmp_path, monkeypatch):
     """A copy of a trained store for this test alone; the working directory is tmp_path, as with `settings`."""
 
@@ -244,19 +181,3 @@ def own_store(tmp_path, monkeypatch):
         return make_settings(uri)
 
     return use
-
-
-def pytest_collection_modifyitems(items):
-    """The matrix's tests run chain by chain (each (trainer, shape): training, promotion, batch, stream, REST) rather
-    than test by test over all chains: the product's model caches hold a few models, so a chain's scoring tests find
-    the model its promotion loaded. Only the matrix's own items move, within the places they hold."""
-    places = [i for i, item in enumerate(items) if item.path == _MATRIX and hasattr(item, "callspec")]
-    chains: dict[str, int] = {}
-    for i in places:
-        chains.setdefault(items[i].callspec.id, len(chains))
-    ordered = sorted((items[i] for i in places), key=lambda item: chains[item.callspec.id])
-    for i, item in zip(places, ordered, strict=True):
-        items[i] = item
-
-
-_MATRIX = Path(__file__).with_name("test_matrix.py")

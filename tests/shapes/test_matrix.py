@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import json
 
+import mlflow
 import pandas as pd
 import pytest
 
 from common.errors import UserInputError
+from registry.promote import PromoteParams
+from registry.promote import run as promote
+from registry.stages import promote as move_to_stage
 from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
 from scoring.serving.app import build_app
@@ -86,29 +90,32 @@ def test_training_registers_version_1_or_refuses_before_any_run(trained_models, 
 
 
 @_params(SCORED_CHAINS)
-def test_promotion_to_production_passes_the_gate(trained_models, trainer, shape):
+def test_promotion_to_production_passes_the_gate(spark, trained_models, own_store, trainer, shape):
     trained = trained_models.get(trainer, shape)
     trained.require_model()
-    # Promoted once per trained model (TrainedModels.promoted): a shape scored with another shape's model checks
-    # the same promotion of the same version.
-    promotion = trained_models.promoted(trained)
-    if promotion.error is not None:
-        raise promotion.error
-    client = promotion.store.client()
+    settings = own_store(trained)
+    client = mlflow.MlflowClient()
 
-    promoted = promotion.result
+    promoted = promote(spark, settings, PromoteParams(model_name=trained.model_name, stage="Production", version="1"))
 
     assert (promoted.version, promoted.stage) == ("1", "Production")
     assert state(client, trained.model_name) == ({"1": "Production"}, {"production": "1"})
     assert client.get_model_version(trained.model_name, "1").tags["gate"] == "passed"
 
 
+def _in_production(trained, own_store):
+    trained.require_model()
+    settings = own_store(trained)
+    move_to_stage(mlflow.MlflowClient(), trained.model_name, "1", "Production")  # the gate is the test above
+    return settings
+
+
 @_params(SCORED_CHAINS)
 def test_score_batch_keeps_every_row_and_id_and_predicts_as_the_model_does(
-    spark, trained_models, in_production, tmp_path, trainer, shape
+    spark, trained_models, own_store, tmp_path, trainer, shape
 ):
     trained = trained_models.get(trainer, shape)
-    settings = in_production(trained)  # through the gate: the test above
+    settings = _in_production(trained, own_store)
     out = tmp_path / "scored"
     n = len(trained.frame)
 
@@ -131,10 +138,10 @@ def test_score_batch_keeps_every_row_and_id_and_predicts_as_the_model_does(
 
 @_params(SCORED_CHAINS)
 def test_score_stream_keeps_every_row_and_id_and_predicts_as_the_model_does(
-    spark, trained_models, in_production, tmp_path, trainer, shape
+    spark, trained_models, own_store, tmp_path, trainer, shape
 ):
     trained = trained_models.get(trainer, shape)
-    settings = in_production(trained)  # through the gate: the test above
+    settings = _in_production(trained, own_store)
     source = chain.read_table(trained.data, shape.fmt)
     n = len(source)
     landing = tmp_path / "in"

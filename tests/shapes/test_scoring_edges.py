@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from common.errors import UserInputError
+from registry.stages import promote as move_to_stage
 from scoring.batch.score_batch import ScoreBatchParams
 from scoring.batch.score_batch import run as score_batch
 from scoring.stream.score_stream import ScoreStreamParams
@@ -18,6 +19,13 @@ from tests.shapes import chain
 from tests.shapes.shapes import BY_ID
 
 TRAINERS = ("sklearn", "mllib")
+
+
+def _in_production(trained, own_store):
+    trained.require_model()
+    settings = own_store(trained)
+    move_to_stage(mlflow.MlflowClient(), trained.model_name, "1", "Production")
+    return settings
 
 
 def _config(trained, tmp_path, fmt: str) -> ScoreStreamParams:
@@ -34,10 +42,10 @@ def _config(trained, tmp_path, fmt: str) -> ScoreStreamParams:
 
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_score_batch_refuses_a_header_only_csv_before_writing_or_tracking_anything(
-    spark, trained_models, in_production, tmp_path, trainer
+    spark, trained_models, own_store, tmp_path, trainer
 ):
     trained = trained_models.get(trainer, BY_ID["csv_quoted_commas"])
-    settings = in_production(trained)
+    settings = _in_production(trained, own_store)
     client = mlflow.MlflowClient()
     header_only = tmp_path / "header-only.csv"
     trained.frame.iloc[:0].to_csv(header_only, index=False)
@@ -63,12 +71,12 @@ def test_score_batch_refuses_a_header_only_csv_before_writing_or_tracking_anythi
      ("mllib", "csv_quoted_commas")],
 )  # fmt: skip
 def test_a_stream_without_ids_keeps_the_columns_score_batch_keeps(
-    spark, trained_models, in_production, tmp_path, trainer, shape_id
+    spark, trained_models, own_store, tmp_path, trainer, shape_id
 ):
     """Known defect 2: without `ids`, score_stream dropped every non-feature column."""
     shape = BY_ID[shape_id]
     trained = trained_models.get(trainer, shape)
-    settings = in_production(trained)
+    settings = _in_production(trained, own_store)
     source = chain.read_table(trained.data, shape.fmt)
     n = len(source)
     chain.land(source.iloc[: n // 2], tmp_path / "in", f"a.{shape.fmt}", shape.fmt)
@@ -93,11 +101,11 @@ def test_a_stream_without_ids_keeps_the_columns_score_batch_keeps(
 
 @pytest.mark.parametrize("trainer", TRAINERS)
 def test_a_scoring_input_column_named_like_an_output_is_refused_never_overwritten(
-    spark, trained_models, in_production, tmp_path, trainer
+    spark, trained_models, own_store, tmp_path, trainer
 ):
     shape = BY_ID["no_strings_binary01"]
     trained = trained_models.get(trainer, shape)
-    settings = in_production(trained)
+    settings = _in_production(trained, own_store)
     uri = f"models:/{trained.model_name}/production"
     frame = trained.frame.assign(prediction=-1.0, model_version="from the input")
     path = tmp_path / "clash.parquet"
