@@ -112,6 +112,7 @@ def main(argv=None) -> None:
 
 
 def _swap_latencies(folder: Path, promotions: int) -> dict[str, list[float]] | None:
+    folder.chmod(0o711)  # the registry's PostgreSQL runs as its own account and passes through here to its data
     try:
         with team_registry(Path(tempfile.mkdtemp(prefix="swaps-", dir=folder))) as registry:
             return measure(registry, folder, promotions, DEFAULT_RELOAD_SECONDS)
