@@ -25,6 +25,14 @@ def stage_api() -> Iterator[None]:
         yield
 
 
+def registry_writer(client: MlflowClient):
+    """The model registry's own client behind `client`, for writes to a model the caller has read already.
+    MlflowClient reads the registered model before each registry write to refuse a prompt: on a tracking server a
+    request more per write, which a model read once need not repeat. The one place that reaches MlflowClient's
+    private `_get_registry_client` (MLflow is pinned in requirements.lock)."""
+    return client._get_registry_client()
+
+
 def is_not_found(exc: MlflowException) -> bool:
     return exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 

@@ -25,6 +25,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from common.errors import UserInputError
+from common.registry_lookup import registry_writer
 from common.tracking import is_duplicate_row
 from common.tracking_errors import tracking_user
 from registry.promoter import host, promoter
@@ -110,9 +111,9 @@ def _require_edit(client: MlflowClient, model: str) -> None:
     """Deleting a tag needs EDIT on the model; this one is absent (or an old lock left behind), so nothing of the
     model changes: a user who may not promote it is told so before anything is created."""
     try:
-        # Here and on the lock: the registry's own client, without MlflowClient's read of the model before each
-        # write (a prompt check, a request more; the lock is no prompt, and the stage transition keeps its check).
-        client._get_registry_client().delete_registered_model_tag(model, LEGACY_LOCK_TAG)
+        # Here and on the lock: registry_writer, without MlflowClient's read of the model before each write (a prompt
+        # check, a request more; the lock is no prompt, and the stage transition keeps its check).
+        registry_writer(client).delete_registered_model_tag(model, LEGACY_LOCK_TAG)
     except MlflowException as exc:
         if exc.error_code == "PERMISSION_DENIED":
             raise UserInputError(f"permission denied: {tracking_user()} cannot change model {model}") from exc
@@ -172,7 +173,7 @@ def _end(client: MlflowClient, model: str, holder: Holder, how: str) -> bool:
     """Rename `holder`'s lock to its tombstone; False when the holder or another taker ended it first."""
     name, tombstone = lock_name(model), tombstone_name(model, holder.token)
     try:
-        client._get_registry_client().rename_registered_model(name, tombstone)
+        registry_writer(client).rename_registered_model(name, tombstone)
     except MlflowException as exc:
         if exc.error_code == "PERMISSION_DENIED":
             raise UserInputError(
@@ -187,9 +188,8 @@ def _end(client: MlflowClient, model: str, holder: Holder, how: str) -> bool:
             return False
         raise
     try:  # what the tombstone is, for whoever finds it in the model list; the rename alone is what counts
-        client._get_registry_client().update_registered_model(
-            tombstone, description=_tombstone_description(model, holder, how)
-        )
+        description = _tombstone_description(model, holder, how)
+        registry_writer(client).update_registered_model(tombstone, description=description)
     except MlflowException as exc:
         _logger.debug("could not describe %s: %s", tombstone, exc.message.splitlines()[0])
     return True

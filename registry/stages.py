@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 
-from common.registry_lookup import ALIASED_STAGES, canonical_stage, list_versions, require_version, stage_api
+from common.registry_lookup import (
+    ALIASED_STAGES,
+    canonical_stage,
+    list_versions,
+    registry_writer,
+    require_version,
+    stage_api,
+)
 from registry.promoter import host, promoter
 
 _logger = logging.getLogger(__name__)
@@ -65,7 +72,8 @@ def promote(
     _record(client, name, target_version, target_stage, reason, extra)
     archived = tuple(previous_holders) if archive_others else ()
     for old in archived:
-        set_version_tags(client, name, old, {"archived_by": f"promotion of version {target_version} to {target_stage}"})
+        archived_by = f"promotion of version {target_version} to {target_stage}"
+        set_version_tags(client, name, old, {"archived_by": archived_by})
     _logger.info(
         "%s version %s: %s -> %s (archived %s)",
         name,
@@ -110,9 +118,9 @@ def _record(
 
 
 def set_version_tags(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
-    """Set tags on a version the caller has read already (require_version): one request per tag. MlflowClient's
-    set_model_version_tag reads the registered model before every tag to refuse a prompt, which require_version's
-    read has done; on a tracking server that read doubled the requests of a promotion's record (ten tags and more)."""
-    registry = client._get_registry_client()
+    """Set tags on a version the caller has read already (require_version): one request per tag, through
+    registry_writer (MlflowClient's own set_model_version_tag would read the model before every tag, doubling the
+    requests of a promotion's record, ten tags and more, on a tracking server)."""
+    registry = registry_writer(client)
     for key, value in tags.items():
         registry.set_model_version_tag(name, version, key, value)

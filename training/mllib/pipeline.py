@@ -204,7 +204,7 @@ def build_pipeline(plan: FeaturePlan, spec: MllibSpec, label_labels: list[str] |
     return Pipeline(stages=stages)
 
 
-def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int, n_rows: int = 0, n_features: int = 0):
+def build_estimator(spec: MllibSpec, string_label: bool, max_categories: int, n_rows: int, n_features: int):
     by_task = ESTIMATORS.get(spec.estimator)
     if by_task is None:
         raise UserInputError(f"unknown estimator {spec.estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
