@@ -21,7 +21,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # the optimising compiler's threads cost more CPU than its faster code saves, on two cores two test workers already
 # fill (train_mllib on Titanic twice in one session: 95 s of JVM CPU with the default settings, 41 s with these).
 # Two whole runs on a clean clone, otherwise alike: 25.1 min with both settings, 27.1 min with the compiler one alone.
-os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+# They also map Spark's classes from an archive made once per machine (tests/jvm_class_archive.py).
+if "SPARK_SUBMIT_OPTS" not in os.environ:
+    from tests.jvm_class_archive import with_class_archive
+
+    os.environ["SPARK_SUBMIT_OPTS"] = with_class_archive("-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
 
 # pytest-xdist's workers run with a `__main__` that has no `__file__`, which pyspark.sql.connect takes for a doctest
 # run and answers with sys.exit(0) when Spark Connect's client libraries are absent (mlflow.spark.log_model imports
