@@ -17,7 +17,7 @@ from monitoring.inputs import WindowCounts
 from monitoring.judgement import Verdict, judge_group
 from monitoring.label_metrics import MetricSpec
 from monitoring.tables import DRIFT_TABLE, PROFILE_TABLE, STATE_TABLE, profile_json, read_profiles
-from monitoring.windows import WINDOW_KEY, WindowSpec
+from monitoring.windows import WINDOW_KEY, WindowSpec, rows_of_windows
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class Setup:
 
     model_name: str
     spec: WindowSpec
+    time_column: str
     slice_column: str | None
     baselines: dict[str, Baseline]
     columns: ProfiledColumns
@@ -72,8 +73,10 @@ def compute(
     done = Computed()
     if not pending:
         return done
+    rows = df.where(F.col(WINDOW_KEY).isin(pending))
+    narrowed = rows_of_windows(df, setup.spec, setup.time_column, pending)
     profiles = profile_windows(
-        df.where(F.col(WINDOW_KEY).isin(pending)), setup.columns, setup.baselines, setup.metric_spec
+        rows if narrowed is None else rows.where(narrowed), setup.columns, setup.baselines, setup.metric_spec
     )
     known: dict[tuple[str, str | None], set[int]] = {}
     for row in state:

@@ -135,6 +135,7 @@ def run(spark: SparkSession, settings: Settings, params: MonitorParams) -> Monit
         setup = Setup(
             p.model_name,
             spec,
+            p.time_column,
             p.slice,
             baselines,
             columns,

@@ -7,9 +7,11 @@ batch. Keys order windows, so "the previous window" is the one with the next sma
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -80,6 +82,24 @@ def with_windows(df: DataFrame, spec: WindowSpec, time_column: str, source: str)
         seconds = _seconds(df, time_column)
         key = (F.floor(seconds / spec.seconds) * spec.seconds).cast("long")
     return df.withColumn(WINDOW_TIME, seconds).withColumn(WINDOW_KEY, key)
+
+
+def rows_of_windows(df: DataFrame, spec: WindowSpec, time_column: str, keys: list[int]) -> Column | None:
+    """A predicate on the table's own time (or batch id) column that holds for the rows of windows `keys`, written
+    so that Parquet skips the files and row groups of other windows (a predicate on the derived window key reads
+    every row); None when the column's type leaves nothing to skip by. It narrows the rows, the key decides."""
+    if spec.by_batch:
+        return col(BATCH_COLUMN).isin(keys) if BATCH_COLUMN in df.columns else None
+    if time_column not in df.columns or not isinstance(df.schema[time_column].dataType, T.TimestampType):
+        return None
+    ranges: list[list[int]] = []
+    for key in sorted(keys):  # consecutive windows as one range
+        if ranges and ranges[-1][1] == key:
+            ranges[-1][1] = key + spec.seconds
+        else:
+            ranges.append([key, key + spec.seconds])
+    within = [(col(time_column) >= _utc(start)) & (col(time_column) < _utc(end)) for start, end in ranges]
+    return reduce(operator.or_, within) if within else None
 
 
 def _seconds(df: DataFrame, time_column: str) -> Column:

@@ -167,3 +167,30 @@ def test_the_reference_profile_is_json_and_reads_categories_as_monitoring_does()
     assert columns["probability"]["kind"] == "numeric" and profile["classes"] == [0, 1]
     assert [category_text(v) for v in (True, 2.0, 2.5, np.int64(3), "x")] == ["true", "2", "2.5", "3", "x"]
     json.dumps(profile, allow_nan=False)  # JSON as logged
+
+
+def test_the_rows_of_pending_windows_are_found_by_the_time_column_itself(spark, tmp_path):
+    """The predicate Parquet can push down keeps exactly the rows whose window key is pending: a window's first
+    second in, its end out, consecutive windows as one range, others apart; micro-batches by their id."""
+    from pyspark.sql import functions as F
+
+    from monitoring.inputs import read_inference
+    from monitoring.windows import WINDOW_KEY, rows_of_windows
+
+    hours = spark.range(0, 24 * 10).select(
+        F.timestamp_seconds(F.col("id") * 3600 - F.when(F.col("id") % 24 == 0, 0).otherwise(1)).alias("scored_at"),
+        F.lit("m").alias("model_name"),
+        F.lit("1").alias("model_version"),
+        (F.col("id") % 3).alias("batch_id"),
+    )
+    hours.write.parquet(str(tmp_path / "scored"))
+    for text, keys in (("1d", [86_400 * 2, 86_400 * 3, 86_400 * 7]), ("6h", [0, 21_600 * 5]), ("batch", [0, 2])):
+        spec = parse_window(text)
+        df = read_inference(spark, str(tmp_path / "scored"), "m", spec, "scored_at", None)
+        expected = sorted(r[0] for r in df.where(F.col(WINDOW_KEY).isin(keys)).select("scored_at").collect())
+        narrowed = df.where(rows_of_windows(df, spec, "scored_at", keys))
+        assert sorted(r[0] for r in narrowed.select("scored_at").collect()) == expected and expected
+    as_text = read_inference(spark, str(tmp_path / "scored"), "m", parse_window("1d"), "scored_at", None).withColumn(
+        "scored_at", F.col("scored_at").cast("string")
+    )
+    assert rows_of_windows(as_text, parse_window("1d"), "scored_at", [0]) is None  # ISO text: the key decides alone
