@@ -44,6 +44,7 @@ from starlette.routing import Route
 from common.cli import boolean, configure_logging
 from scoring.serving.batching import Batcher
 from scoring.serving.drain import Drain
+from scoring.serving.heap import freeze_what_is_loaded, refreeze_after_swap
 from scoring.serving.inference_log import InferenceLog, LoggedRequest
 from scoring.serving.metrics import MetricsMiddleware, ServerMetrics
 from scoring.serving.model_holder import ModelHolder
@@ -56,8 +57,6 @@ from scoring.serving.served_model import ServedModel
 from scoring.serving.signature_columns import Rows, bind_columns
 
 _logger = logging.getLogger(__name__)
-
-
 # Worker processes (workers > 1) are started by uvicorn from an import string: they read their settings here.
 SETTINGS_VARIABLE = "MODEL_SERVER_SETTINGS"
 
@@ -88,11 +87,12 @@ def build_app(
     """The app; `inference_log` (optional) receives every answered request's rows. Its writer thread runs between
     the app's startup and shutdown, and what is queued is written at shutdown. On SIGTERM the app drains for
     `drain_seconds` (scoring.serving.drain); `app.state.drain` tells whether it is draining. With `webhook_secret`,
-    signed registry webhooks trigger a swap at once (scoring.serving.registry_webhook)."""
+    signed registry webhooks trigger a swap at once (scoring.serving.registry_webhook). What is loaded at startup,
+    and each version swapped in, is kept out of the garbage collector's walks (scoring.serving.heap)."""
     drain = Drain(drain_seconds)
     metrics = ServerMetrics()
     batcher = Batcher(on_batch=metrics.observe_batch, enabled=batching)
-    holder.on_swap = lambda outcome, previous, candidate: _count_swap(metrics, outcome, previous, candidate)
+    holder.on_swap = lambda outcome, previous, candidate: _after_swap(metrics, outcome, previous, candidate)
     metrics.answering(holder.current.name, holder.current.version)
     if inference_log is not None:
         inference_log.on_dropped = metrics.log_dropped.inc
@@ -159,6 +159,7 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(app):
+        freeze_what_is_loaded()
         drain.install()
         holder.start_following()
         if inference_log is not None:
@@ -187,10 +188,11 @@ def build_app(
     return app
 
 
-def _count_swap(metrics: ServerMetrics, outcome: str, previous: ServedModel, candidate: ServedModel | None) -> None:
+def _after_swap(metrics: ServerMetrics, outcome: str, previous: ServedModel, candidate: ServedModel | None) -> None:
     metrics.swaps.labels(outcome).inc()
     if candidate is not None:
         metrics.answering(candidate.name, candidate.version, previous=(previous.name or "", previous.version or ""))
+        refreeze_after_swap()
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
