@@ -140,10 +140,16 @@ def training_runs_url(tracking_uri: str, experiment_id: str) -> str | None:
 
 def _mark_experiment_kind(experiment_id: str) -> None:
     """Record the experiment as one of model training, unless it already says what it is (the user's word wins).
-    Also for experiments `mlflow run --experiment-name` created before the job started."""
+    Also for experiments `mlflow run --experiment-name` created before the job started. Two jobs starting in a new
+    experiment at the same moment both find the tag missing and both insert it: the second insert is refused on the
+    unique key (seen with two tuning jobs on a shared server), and the tag the other job wrote is the same."""
     client = mlflow.MlflowClient()
     if EXPERIMENT_KIND_TAG not in client.get_experiment(experiment_id).tags:
-        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT_KIND)
+        try:
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT_KIND)
+        except mlflow.exceptions.MlflowException as exc:
+            if not is_duplicate_row(exc):
+                raise
 
 
 def _tag_git_commit(run: mlflow.ActiveRun) -> None:
