@@ -34,7 +34,7 @@ from common.parquet_time import session_setting
 from common.profile import CATEGORICAL, NUMERIC, QUANTILE_LEVELS
 from monitoring.baselines import Baseline
 from monitoring.category_counts import category_counts
-from monitoring.groups import GroupKey, group_key, grouped, whole_marker
+from monitoring.groups import GroupKey, group_key, grouped, key_columns, whole_marker
 from monitoring.inputs import LABELLED, VERSION
 from monitoring.label_metrics import PREDICTION, PROBABILITY, MetricSpec
 from monitoring.values import category_value, numeric_value
@@ -142,8 +142,8 @@ def _bin_counts(prepared: DataFrame, numeric: int) -> dict[tuple[GroupKey, int],
     if not numeric:
         return {}
     pairs = ", ".join(f"named_struct('__i', {i}, '__bin', __b{i})" for i in range(numeric))
-    keys = [c for c in prepared.columns if c.startswith("__monitor_") or c == VERSION]
-    exploded = prepared.select(*keys, F.expr(f"inline(array({pairs}))")).where(F.col("__bin").isNotNull())
+    exploded = prepared.select(*key_columns(prepared), F.expr(f"inline(array({pairs}))"))
+    exploded = exploded.where(F.col("__bin").isNotNull())
     rows = grouped(exploded, "__i", "__bin").agg(F.count("*").alias("__n"), *whole_marker(exploded)).collect()
     found: dict[tuple[GroupKey, int], dict[int, int]] = {}
     for row in rows:

@@ -11,9 +11,8 @@ from pyspark.sql import types as T
 
 from common.profile import CATEGORICAL, TOP_CATEGORIES
 from monitoring.baselines import Baseline
-from monitoring.groups import GroupKey, group_key, grouped, partition_columns, whole_marker
-from monitoring.inputs import SLICE, VERSION
-from monitoring.windows import WINDOW_KEY
+from monitoring.groups import GroupKey, group_key, grouped, key_columns, partition_columns, whole_marker
+from monitoring.inputs import VERSION
 
 _INDEX, _VALUE, _COUNT = "__column_index", "__value", "__count"
 
@@ -24,8 +23,7 @@ def category_counts(
     """{(group, column name): ({value: count} of the kept values, distinct values in the group)}. `value_columns`
     hold each column's values as category text, in the order of `names`."""
     structs = ", ".join(f"named_struct('{_INDEX}', {i}, '{_VALUE}', {c})" for i, c in enumerate(value_columns))
-    keys = [WINDOW_KEY, VERSION, *([SLICE] if SLICE in df.columns else [])]
-    exploded = df.select(*keys, F.expr(f"inline(array({structs}))")).where(F.col(_VALUE).isNotNull())
+    exploded = df.select(*key_columns(df), F.expr(f"inline(array({structs}))")).where(F.col(_VALUE).isNotNull())
     counts = grouped(exploded, _INDEX, _VALUE).agg(F.count("*").alias(_COUNT), *whole_marker(exploded))
     in_group = Window.partitionBy(*partition_columns(counts), _INDEX)
     ranked = counts.withColumn("__rank", F.row_number().over(in_group.orderBy(F.desc(_COUNT), _VALUE)))

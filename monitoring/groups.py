@@ -28,6 +28,11 @@ def grouped(df: DataFrame, *extra: str) -> GroupedData:
     return df.groupingSets([[WINDOW_KEY, VERSION, SLICE, *extra], base], WINDOW_KEY, VERSION, SLICE, *extra)
 
 
+def key_columns(df: DataFrame) -> list[str]:
+    """The columns of a row-level frame that name its group: window, version (, slice)."""
+    return [WINDOW_KEY, VERSION, *([SLICE] if SLICE in df.columns else [])]
+
+
 def whole_marker(df: DataFrame) -> list:
     """The aggregate telling a sliced aggregation's whole-table rows from a slice's (add it to `agg`)."""
     return [F.grouping(SLICE).alias(WHOLE)] if SLICE in df.columns else []
