@@ -16,16 +16,26 @@ from pathlib import Path
 # threads on two cores stall each other (a 1,200-row fit measured 49 s with two threads under load, 0.6 s with one).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# Every JVM a test starts through spark-submit (the test session's, a job process's, the Connect server's) compiles
-# with the client compiler alone and collects garbage with one thread: tests run thousands of small Spark jobs, where
-# the optimising compiler's threads cost more CPU than its faster code saves, on two cores two test workers already
-# fill (train_mllib on Titanic twice in one session: 95 s of JVM CPU with the default settings, 41 s with these).
-# Two whole runs on a clean clone, otherwise alike: 25.1 min with both settings, 27.1 min with the compiler one alone.
-# They also map Spark's classes from an archive made once per machine (tests/jvm_class_archive.py).
+# Every JVM a test starts through spark-submit (a job process's, the Connect server's) compiles with the client
+# compiler alone and collects garbage with one thread: those JVMs live seconds to a minute and run few, small Spark
+# jobs, where the optimising compiler's threads cost more CPU than its faster code saves, on two cores two test
+# workers already fill (train_mllib on Titanic twice in one session: 95 s of JVM CPU with the default settings, 41 s
+# with these). Two whole runs on a clean clone, otherwise alike: 25.1 min with both settings, 27.1 min with the
+# compiler one alone. The test session's own JVM (the `spark` fixture) is the exception: it lives the whole run and
+# runs thousands of jobs, so the optimising compiler pays for itself there (the MLlib half of the shapes matrix, two
+# runs side by side: 199 s with it, 230 s without; the sklearn half 128 s either way). All of them map Spark's
+# classes from an archive made once per machine (tests/jvm_class_archive.py).
 if "SPARK_SUBMIT_OPTS" not in os.environ:
     from tests.jvm_class_archive import with_class_archive
 
-    os.environ["SPARK_SUBMIT_OPTS"] = with_class_archive("-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    _SESSION_JVM_OPTIONS = with_class_archive("-XX:+UseSerialGC")
+    # A standalone cluster's executors (team mode, tests/scoring/test_standalone_cluster.py) live as long as their
+    # job: the jobs' compiler and collector, through the property SparkConf reads as the jobs' default (no class
+    # archive: an executor's class path is not the archive's).
+    executors = "-Dspark.executor.extraJavaOptions='-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"
+    os.environ["SPARK_SUBMIT_OPTS"] = f"-XX:TieredStopAtLevel=1 {_SESSION_JVM_OPTIONS} {executors}"
+else:  # the user's own options, for every JVM
+    _SESSION_JVM_OPTIONS = os.environ["SPARK_SUBMIT_OPTS"]
 
 # pytest-xdist's workers run with a `__main__` that has no `__file__`, which pyspark.sql.connect takes for a doctest
 # run and answers with sys.exit(0) when Spark Connect's client libraries are absent (mlflow.spark.log_model imports
@@ -88,7 +98,9 @@ def pytest_collection_modifyitems(config, items):
 def spark():
     from common.spark import build_spark
 
-    session = build_spark(make_settings("sqlite:///unused.db"), app_name="tests")
+    with pytest.MonkeyPatch.context() as patch:  # its JVM starts with the session's options, not the jobs'
+        patch.setenv("SPARK_SUBMIT_OPTS", _SESSION_JVM_OPTIONS)
+        session = build_spark(make_settings("sqlite:///unused.db"), app_name="tests")
     yield session
     session.stop()
 
