@@ -1,5 +1,5 @@
-"""train_sklearn's defaults on real tables: the boosting ensemble (HistGradientBoosting and XGBoost averaged) beats
-the trivial baseline (logged beside every
+"""train_sklearn's defaults on real tables: the boosting ensemble (HistGradientBoosting and XGBoost averaged; for a
+regression the member, or both, with the smallest out-of-fold error) beats the trivial baseline (logged beside every
 metric), identifiers and constant columns are left out, rare categories share one bucket, XGBoost by name; the
 logged models answer through pyfunc exactly as the fitted estimators do."""
 
@@ -60,6 +60,38 @@ def test_default_regressor_beats_the_mean_on_diabetes(settings, client):
     # Smaller is better for RMSE: its lift is baseline - metric.
     assert metrics["lift_test_rmse"] == pytest.approx(metrics["baseline_test_rmse"] - metrics["rmse"])
     assert metrics["lift_test_rmse"] > 0
+
+
+def test_default_regressor_keeps_the_member_with_the_smallest_out_of_fold_error(settings, client):
+    chosen = run(settings, TrainSklearnParams(data="diabetes", model_name="chosen"))
+    alone = run(settings, TrainSklearnParams(data="diabetes", estimator="hist_gradient_boosting"))
+    tracked = client.get_run(chosen.run_id).data
+    errors = {k.removeprefix("cv_rmse_"): v for k, v in tracked.metrics.items() if k.startswith("cv_rmse_")}
+    assert set(errors) == {"mean", "hist_gradient_boosting", "xgboost"}
+    # On diabetes (442 rows) XGBoost over-fits: HistGradientBoosting alone has the smallest out-of-fold RMSE.
+    assert tracked.params["ensemble_choice"] == min(errors, key=errors.get) == "hist_gradient_boosting"
+    assert not any(k.startswith("estimator.xgboost.") for k in tracked.params)
+    # The logged model answers as HistGradientBoosting trained alone on the same split.
+    assert chosen.metrics["r2"] == pytest.approx(alone.metrics["r2"], abs=1e-12)
+    test = _test_rows(chosen.run_id).drop(columns="target")
+    np.testing.assert_allclose(
+        mlflow.pyfunc.load_model("models:/chosen/1").predict(test),
+        mlflow.sklearn.load_model(alone.model_uri).predict(test),
+        rtol=1e-12,
+    )
+
+
+def test_a_regression_on_few_rows_keeps_the_mean_of_both_members(settings, client, tmp_path):
+    rows = pd.DataFrame({"x": np.arange(30.0), "y": np.arange(30.0) * 2})  # 24 training rows: below the 30 needed
+    rows.to_parquet(tmp_path / "few.parquet", index=False)
+    result = run(settings, TrainSklearnParams(data=str(tmp_path / "few.parquet"), label="y"))
+    tracked = client.get_run(result.run_id).data
+    assert tracked.params["ensemble_choice"] == "mean"
+    assert not any(k.startswith("cv_rmse_") for k in tracked.metrics)
+    assert {k.split(".")[1] for k in tracked.params if k.startswith("estimator.")} == {
+        "hist_gradient_boosting",
+        "xgboost",
+    }
 
 
 def test_a_model_no_better_than_the_baseline_is_tagged_and_said_loudly(settings, client, caplog):

@@ -6,10 +6,12 @@ and XGBoost (strings one-hot). Neither alone wins on every table of the model-qu
 (bench/model_quality.py): HistGradientBoosting's 20-row leaves cannot follow a heavy-tailed label (Superstore Profit,
 held-out R² 0.28 against XGBoost's 0.84) and XGBoost over-fits small tables (diabetes, auto-mpg); their mean was
 within the goal of the better one on 12 of 13 tables, for two fits and no choice made on noisy held-out rows.
-Classes are averaged as probabilities. Each member is also available by name. A string column keeps its
-`max_categories - 1` most frequent values; the rarer ones share one "other" category (values never seen in training
-are treated as missing by HistGradientBoosting, an all-zero one-hot row for the others), so a column with hundreds
-of values (531 cities) generalises instead of fitting the training rows."""
+Classes are averaged as probabilities. For a regression train_sklearn keeps whichever of the two, or their mean,
+has the smallest out-of-fold error on the training rows (training.sklearn.ensemble_choice): that met the goal on
+the 13th table (auto-mpg, where HistGradientBoosting alone is the better model). Each member is also available by
+name. A string column keeps its `max_categories - 1` most frequent values; the rarer ones share one "other" category
+(values never seen in training are treated as missing by HistGradientBoosting, an all-zero one-hot row for the
+others), so a column with hundreds of values (531 cities) generalises instead of fitting the training rows."""
 
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import mlflow
+
 from common.cli import run_cli
 from common.datasets import DEFAULT_LABEL, load_table
 from common.job import EntryPoint
@@ -15,9 +17,11 @@ from common.params import logged_params, param
 from common.provenance import record_training
 from common.settings import Settings
 from common.tracking import log_dataset, log_new_params, tracked_run
+from training.sklearn.ensemble_choice import choose_regression_members
 from training.sklearn.estimators import (
     DEFAULT_ESTIMATOR,
     DEFAULT_MAX_CATEGORIES,
+    ENSEMBLE,
     ESTIMATOR_STEP,
     ESTIMATORS,
     build_pipeline,
@@ -25,7 +29,7 @@ from training.sklearn.estimators import (
 )
 from training.sklearn.fit import fit_and_log, split_train_test
 from training.sklearn.screening import DEFAULT_ID_LIKE_RATIO, check_thresholds, screen_columns
-from training.tasks import TASK_CHOICES, TrainResult, check_test_fraction, split_features
+from training.tasks import REGRESSION, TASK_CHOICES, TrainResult, check_test_fraction, split_features
 
 _logger = logging.getLogger(__name__)
 
@@ -72,6 +76,8 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
                 **({"dropped_columns": screened.describe()} if screened.left_out else {}),
             }
         )
+        if params.estimator == ENSEMBLE and labeled.task == REGRESSION:
+            _choose_members(pipeline, X_train, y_train, params.seed)
         log_new_params({f"{ESTIMATOR_STEP}.{k}": v for k, v in estimator_params(pipeline).items()})
         log_dataset(table.to_mlflow_dataset(targets=params.label), context="training")
         record_training(params)
@@ -83,6 +89,15 @@ def run(settings: Settings, params: TrainSklearnParams) -> TrainResult:
         return TrainResult(
             active.info.run_id, info.model_uri, labeled.task, metrics, params.model_name, version, warning=warning
         )
+
+
+def _choose_members(pipeline, X_train, y_train, seed: int) -> None:
+    """The ensemble's members for a regression (training.sklearn.ensemble_choice), with the choice and each
+    candidate's out-of-fold RMSE logged, so a user sees why."""
+    chosen, rmse = choose_regression_members(pipeline, X_train, y_train, seed)
+    log_new_params({"ensemble_choice": chosen})
+    mlflow.log_metrics({f"cv_rmse_{name}": value for name, value in rmse.items()})
+    _logger.info("ensemble for regression: %s (out-of-fold RMSE %s)", chosen, rmse or "not measured: few rows")
 
 
 ENTRY_POINT = EntryPoint(TrainSklearnParams, run)  # scikit-learn fits in this process: no Spark
