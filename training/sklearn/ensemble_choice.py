@@ -22,6 +22,7 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
+from training.evaluation import regression_metrics
 from training.sklearn.estimators import ESTIMATOR_STEP
 
 FOLDS = 3
@@ -40,8 +41,8 @@ def choose_regression_members(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series,
     folds = KFold(FOLDS, shuffle=True, random_state=seed)
     predicted = {name: cross_val_predict(clone(member), X, y, cv=folds) for name, member in members.items()}
     candidates = {MEAN: np.mean(list(predicted.values()), axis=0), **predicted}  # on a tie, the mean
-    target = y.to_numpy(dtype=float)
-    rmse = {name: float(np.sqrt(np.mean((target - p) ** 2))) for name, p in candidates.items()}
+    # Measured as the held-out RMSE the run logs is.
+    rmse = {name: regression_metrics(y, p)["rmse"] for name, p in candidates.items()}
     chosen = min(rmse, key=rmse.get)
     kept = list(members) if chosen == MEAN else [chosen]
     voting.set_params(estimators=[(name, members[name]) for name in kept])
